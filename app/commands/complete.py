@@ -1,0 +1,68 @@
+"""`llamadesk complete`: stream one completion from a local GGUF model to stdout."""
+from __future__ import annotations
+
+import sys
+
+from app.cli import UserError, print_json_line
+from app.engine import hardware, prompts
+from app.engine.client import EngineClient, EngineError
+from app.engine.protocol import GenerateParams
+from app.models import gguf_file
+
+
+def resolve_gpu_layers(requested, info: gguf_file.GGUFInfo, n_ctx: int) -> tuple[int, str]:
+    """--gpu-layers auto asks the planner; a number is taken as given."""
+    if requested != "auto":
+        return int(requested), f"{requested} GPU layers as requested"
+    hw = hardware.detect()
+    plan = hardware.plan_offload(hardware.ModelLayout.from_gguf(info), n_ctx,
+                                 free_vram=hw.free_vram, free_ram=hw.ram_available)
+    return plan.n_gpu_layers, plan.reason
+
+
+async def run(args) -> int:
+    text = sys.stdin.read() if args.prompt == "-" else args.prompt
+    try:
+        info = gguf_file.inspect(args.model)
+    except gguf_file.GGUFError as exc:
+        raise UserError(str(exc)) from None
+    if args.ctx <= 0 or args.max_tokens <= 0:
+        raise UserError("--ctx and --max-tokens must be positive")
+    n_gpu_layers, why = resolve_gpu_layers(args.gpu_layers, info, args.ctx)
+    threads = args.threads or hardware.detect().default_threads
+
+    async with EngineClient() as client:
+        try:
+            loaded = await client.load(args.model, n_ctx=args.ctx, n_gpu_layers=n_gpu_layers,
+                                       n_threads=threads)
+            prompt = prompts.build(args.format, text, model_name=f"{info.name} {info.path.name}",
+                                   chat_template=info.chat_template, system=args.system,
+                                   bos_token=loaded.bos_token, eos_token=loaded.eos_token)
+        except (EngineError, prompts.ChatTemplateError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+        params = GenerateParams(max_tokens=args.max_tokens, temperature=args.temperature,
+                                top_p=args.top_p, top_k=args.top_k, seed=args.seed,
+                                stop=prompt.stop + args.stop)
+        gen = client.generate(prompt.text, params)
+        try:
+            async for chunk in gen:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        except EngineError as exc:
+            sys.stdout.write("\n")
+            raise UserError(str(exc)) from None
+        except (KeyboardInterrupt, BrokenPipeError):
+            gen.cancel()
+            raise
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        if args.stats:
+            s = gen.stats
+            print_json_line({
+                "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens,
+                "cached_tokens": s.cached_tokens, "ttft_s": round(s.ttft_s, 4),
+                "tokens_per_s": round(s.tokens_per_s, 2), "load_s": round(loaded.load_s, 3),
+                "finish_reason": s.finish_reason, "format": prompt.format,
+                "n_gpu_layers": n_gpu_layers, "offload": why, "threads": loaded.n_threads,
+            })
+    return 0

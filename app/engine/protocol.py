@@ -1,0 +1,150 @@
+"""Messages between the app and the engine worker: dataclasses, one JSON object per line.
+
+Requests carry `op`, events carry `ev`; both are plain JSON so the worker can be driven (and
+debugged) by hand: `echo '{"op": "load", ...}' | python -m app.engine.worker`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
+
+
+@dataclass
+class GenerateParams:
+    max_tokens: int = 256
+    temperature: float = 0.0       # <= 0 means greedy
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+
+# --- app -> worker ---------------------------------------------------------------------------
+
+@dataclass
+class Load:
+    op: ClassVar[str] = "load"
+    path: str
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int | None = None
+    n_batch: int = 512
+
+
+@dataclass
+class Generate:
+    op: ClassVar[str] = "generate"
+    id: int
+    prompt: str
+    params: GenerateParams = field(default_factory=GenerateParams)
+
+
+@dataclass
+class Cancel:
+    op: ClassVar[str] = "cancel"
+    id: int
+
+
+@dataclass
+class Unload:
+    op: ClassVar[str] = "unload"
+
+
+@dataclass
+class Shutdown:
+    op: ClassVar[str] = "shutdown"
+
+
+# --- worker -> app ---------------------------------------------------------------------------
+
+@dataclass
+class Ready:
+    ev: ClassVar[str] = "ready"
+    pid: int
+    llama_cpp_version: str
+
+
+@dataclass
+class Progress:
+    ev: ClassVar[str] = "progress"
+    stage: str           # "load" or "prompt"
+    fraction: float
+    id: int | None = None
+
+
+@dataclass
+class Loaded:
+    ev: ClassVar[str] = "loaded"
+    n_ctx: int
+    n_gpu_layers: int
+    n_threads: int
+    load_s: float
+    bos_token: str
+    eos_token: str
+    gpu_offload: bool
+
+
+@dataclass
+class Chunk:
+    ev: ClassVar[str] = "chunk"
+    id: int
+    text: str
+
+
+@dataclass
+class Done:
+    ev: ClassVar[str] = "done"
+    id: int
+    finish_reason: str    # stop, length, cancelled
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    prompt_s: float       # worker-side time from request to first token
+    generation_s: float   # worker-side time after the first token
+
+
+@dataclass
+class Error:
+    ev: ClassVar[str] = "error"
+    kind: str             # load_failed, bad_request, context_overflow, internal
+    message: str
+    id: int | None = None
+
+
+@dataclass
+class Unloaded:
+    ev: ClassVar[str] = "unloaded"
+
+
+_REQUESTS = {c.op: c for c in (Load, Generate, Cancel, Unload, Shutdown)}
+_EVENTS = {c.ev: c for c in (Ready, Progress, Loaded, Chunk, Done, Error, Unloaded)}
+
+
+def encode(msg) -> bytes:
+    body = asdict(msg)
+    if hasattr(type(msg), "op"):
+        body["op"] = msg.op
+    else:
+        body["ev"] = msg.ev
+    return (json.dumps(body, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _build(cls, body: dict):
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in body.items() if k in names}
+    if cls is Generate and isinstance(kwargs.get("params"), dict):
+        kwargs["params"] = GenerateParams(**kwargs["params"])
+    return cls(**kwargs)
+
+
+def decode_request(line: bytes | str):
+    body = json.loads(line)
+    return _build(_REQUESTS[body["op"]], body)
+
+
+def decode_event(line: bytes | str):
+    body = json.loads(line)
+    return _build(_EVENTS[body["ev"]], body)
