@@ -133,10 +133,12 @@ class Worker:
         if not tokens:
             self.send(P.Error("bad_request", "the prompt is empty", req.id))
             return
-        room = llm.n_ctx() - len(tokens)
+        # llama.cpp may round the context up; Llama's token buffer keeps the size asked for.
+        n_ctx = min(llm.n_ctx(), len(llm.input_ids))
+        room = n_ctx - len(tokens)
         if room <= 0:
             self.send(P.Error("context_overflow", f"the prompt has {len(tokens)} tokens; the context "
-                              f"holds {llm.n_ctx()}", req.id))
+                              f"holds {n_ctx}", req.id))
             return
         max_tokens = room if p.max_tokens is None or p.max_tokens <= 0 else min(p.max_tokens, room)
 
