@@ -3,11 +3,29 @@ from __future__ import annotations
 
 import sys
 
-from app.cli import UserError, print_json_line
+from app.cli import UserError, gpu_layers_arg, print_json_line
 from app.engine import hardware, prompts
 from app.engine.client import EngineClient, EngineError
 from app.engine.protocol import GenerateParams
 from app.models import gguf_file
+
+
+def register(sub) -> None:
+    c = sub.add_parser("complete", help="stream a completion from a local GGUF model")
+    c.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    c.add_argument("--model", required=True, help="path to a .gguf file")
+    c.add_argument("--format", default="auto", choices=["auto", "raw", "phind-v2", "phind-v1", "chat"])
+    c.add_argument("--system", help="system prompt for phind-v2 / chat formats")
+    c.add_argument("--max-tokens", type=int, default=256)
+    c.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    c.add_argument("--top-p", type=float, default=0.95)
+    c.add_argument("--top-k", type=int, default=40)
+    c.add_argument("--seed", type=int)
+    c.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    c.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
+    c.add_argument("--gpu-layers", type=gpu_layers_arg, default="auto", help="auto, or a number (-1 = all)")
+    c.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    c.add_argument("--stats", action="store_true", help="print one JSON line of statistics on stderr")
 
 
 def resolve_gpu_layers(requested, info: gguf_file.GGUFInfo, n_ctx: int) -> tuple[int, str]:

@@ -41,6 +41,10 @@ def report() -> list[tuple[str, str]]:
     return rows
 
 
+def register(sub) -> None:
+    sub.add_parser("doctor", help="show versions, backend, GPU, memory and folders")
+
+
 def run(_args) -> int:
     rows = report()
     width = max(len(k) for k, _ in rows)

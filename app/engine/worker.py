@@ -18,6 +18,8 @@ import time
 from app.engine import protocol as P
 from app.engine.stops import StopMatcher
 
+MIN_REUSE = 64  # tokens of shared prefix worth keeping in the KV cache
+
 
 class Worker:
     def __init__(self, out):
@@ -146,6 +148,12 @@ class Worker:
         # batches, checking for cancel between them. Llama.generate() then sees all but the last
         # token cached and only evaluates that one before sampling, exactly as a plain call does.
         cached = _common_prefix(llm._input_ids, tokens[:-1])
+        if cached < MIN_REUSE:
+            # A short shared prefix saves nothing, and llama.cpp's results depend on where the
+            # new tokens land in the cache: start clean so that unrelated requests (HumanEval
+            # tasks one after another) give exactly what a fresh process gives.
+            cached = 0
+            llm._ctx.kv_cache_clear()
         llm.n_tokens = cached
         todo = len(tokens) - 1
         for start in range(cached, todo, self.n_batch):

