@@ -178,6 +178,7 @@ class HumanEvalRun:
                     sample, gen_s, tokens = generated[key], 0.0, generated[key].get("tokens", 0)
                 elif self.given is not None:
                     sample, gen_s, tokens = dict(self.given[key[1]], sample=key[1]), 0.0, 0
+                    samples_log.append(sample)
                 else:
                     sample, gen_s, tokens = await self._generate(key)
                     if sample is None:  # cancelled mid-generation
