@@ -5,7 +5,6 @@ Every user mistake ends with exit code 2 and one line on stderr, never a traceba
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import json
 import runpy
@@ -14,7 +13,7 @@ import sys
 from app import __version__
 
 EXIT_USAGE = 2
-COMMANDS = ("complete", "humaneval", "doctor")
+COMMANDS = ("complete", "humaneval", "decontam", "doctor")
 
 
 class UserError(Exception):
@@ -79,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                   "`llamadesk complete --model FILE PROMPT`", file=sys.stderr)
             return EXIT_USAGE
         result = _command_module(command).run(args)
-        return asyncio.run(result) if inspect.iscoroutine(result) else result
+        if inspect.iscoroutine(result):
+            import asyncio
+
+            return asyncio.run(result)
+        return result
     except UserError as exc:
         print(f"llamadesk: {exc}", file=sys.stderr)
         return EXIT_USAGE

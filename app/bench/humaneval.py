@@ -8,8 +8,6 @@ import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from app.engine import prompts
 from app.engine.protocol import GenerateParams
 
@@ -162,7 +160,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased estimator of pass@k from n samples with c correct (Chen et al. 2021)."""
     if n - c < k:
         return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+    miss = 1.0
+    for i in range(n - c + 1, n + 1):
+        miss *= 1.0 - k / i
+    return 1.0 - miss
 
 
 def pass_at_ks(results: list[dict], ks=(1, 10, 100)) -> dict[str, float]:
@@ -176,5 +177,5 @@ def pass_at_ks(results: list[dict], ks=(1, 10, 100)) -> dict[str, float]:
     out = {}
     for k in ks:
         if k <= n_min:
-            out[f"pass@{k}"] = float(np.mean([pass_at_k(len(v), sum(v), k) for v in per_task.values()]))
+            out[f"pass@{k}"] = sum(pass_at_k(len(v), sum(v), k) for v in per_task.values()) / len(per_task)
     return out

@@ -4,10 +4,6 @@ from __future__ import annotations
 import sys
 
 from app.cli import UserError, gpu_layers_arg, print_json_line
-from app.engine import hardware, prompts
-from app.engine.client import EngineClient, EngineError
-from app.engine.protocol import GenerateParams
-from app.models import gguf_file
 
 
 def register(sub) -> None:
@@ -28,8 +24,10 @@ def register(sub) -> None:
     c.add_argument("--stats", action="store_true", help="print one JSON line of statistics on stderr")
 
 
-def resolve_gpu_layers(requested, info: gguf_file.GGUFInfo, n_ctx: int) -> tuple[int, str]:
+def resolve_gpu_layers(requested, info, n_ctx: int) -> tuple[int, str]:
     """--gpu-layers auto asks the planner; a number is taken as given."""
+    from app.engine import hardware
+
     if requested != "auto":
         return int(requested), f"{requested} GPU layers as requested"
     hw = hardware.detect()
@@ -39,6 +37,11 @@ def resolve_gpu_layers(requested, info: gguf_file.GGUFInfo, n_ctx: int) -> tuple
 
 
 async def run(args) -> int:
+    from app.engine import hardware, prompts
+    from app.engine.client import EngineClient, EngineError
+    from app.engine.protocol import GenerateParams
+    from app.models import gguf_file
+
     text = sys.stdin.read() if args.prompt == "-" else args.prompt
     try:
         info = gguf_file.inspect(args.model)

@@ -6,7 +6,6 @@ import sys
 from importlib import metadata
 
 from app import __version__, paths
-from app.engine import hardware
 
 
 def _version(dist: str) -> str:
@@ -17,6 +16,8 @@ def _version(dist: str) -> str:
 
 
 def report() -> list[tuple[str, str]]:
+    from app.engine import hardware
+
     hw = hardware.detect()
     rows = [
         ("llamadesk", __version__ + (" (frozen)" if getattr(sys, "frozen", False) else "")),

@@ -8,14 +8,7 @@ import time
 from pathlib import Path
 
 from app import paths
-from app.bench import humaneval as he
-from app.bench.runner import HumanEvalRun, Progress
-from app.bench.sandbox import Sandbox
 from app.cli import UserError, gpu_layers_arg
-from app.commands.complete import resolve_gpu_layers
-from app.engine import hardware
-from app.engine.client import EngineClient, EngineError
-from app.models import gguf_file
 
 RUN_FILE = "run.json"
 # Settings that a resumed run takes from run.json rather than from the command line.
@@ -69,6 +62,8 @@ def _save(args, out: Path) -> None:
 
 
 def select_problems(args) -> tuple[list[dict], dict]:
+    from app.bench import humaneval as he
+
     try:
         problems = he.load_problems(args.problems, args.tasks.split(",") if args.tasks else None, args.limit)
     except (OSError, ValueError) as exc:
@@ -88,6 +83,8 @@ def select_problems(args) -> tuple[list[dict], dict]:
 
 
 def given_samples(args, problems: list[dict]) -> tuple[list[dict] | None, list[dict]]:
+    from app.bench import humaneval as he
+
     if args.canonical:
         return [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems], problems
     if args.evaluate:
@@ -113,7 +110,7 @@ class ProgressLine:
         self.tty = stream.isatty()
         self.last = 0.0
 
-    def __call__(self, p: Progress) -> None:
+    def __call__(self, p) -> None:
         now = time.monotonic()
         if not self.tty and now - self.last < 2.0 and p.done < p.total:
             return
@@ -127,6 +124,14 @@ class ProgressLine:
 
 
 async def run(args) -> int:
+    from app.bench import humaneval as he
+    from app.bench.runner import HumanEvalRun
+    from app.bench.sandbox import Sandbox
+    from app.commands.complete import resolve_gpu_layers
+    from app.engine import hardware
+    from app.engine.client import EngineClient, EngineError
+    from app.models import gguf_file
+
     out = _restore(args) if args.resume else None
     if not (args.model or args.canonical or args.evaluate):
         raise UserError("give --model FILE, --canonical or --evaluate SAMPLES.jsonl")

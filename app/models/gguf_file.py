@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import gguf
 
 MAGIC = b"GGUF"
 MAX_KV = 1 << 16          # real files have a few dozen keys
@@ -269,6 +268,8 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
 
 
 def _tensor_bytes(label: str, name: str, dims: list[int], ttype: int) -> int:
+    import gguf  # the gguf package imports numpy: only load it when a file is read
+
     try:
         block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ttype)]
     except (ValueError, KeyError):
@@ -283,6 +284,8 @@ def _tensor_bytes(label: str, name: str, dims: list[int], ttype: int) -> int:
 
 
 def _quant_name(file_type, type_counts: Counter) -> str:
+    import gguf
+
     if isinstance(file_type, int):
         try:
             return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")

@@ -1,0 +1,293 @@
+"""Training-set readers for the contamination check: each input is cut into units (a file, or a
+newline-aligned byte range of a large JSONL file), and a unit is scanned in bounded memory.
+
+JSONL takes a fast path: a chunk of raw lines that is pure ASCII and has no \\u escapes is
+normalised as bytes in one go (JSON's two-character escapes removed, then every non-alphanumeric
+byte but the newline); only lines whose blocks hit a gram are decoded field by field and checked
+exactly. Every line is still parsed, so a malformed one is reported and skipped.
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.bench.decontam import Matcher, normalise, raw_normalise
+
+CHUNK = 8 * 2**20
+UNIT = 16 * 2**20
+MAX_MALFORMED_LISTED = 100
+KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
+         ".parquet": "parquet"}
+
+
+class InputError(Exception):
+    """An input that cannot be read: one line for the user."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class Unit:
+    path: str
+    kind: str
+    compressed: str | None
+    start: int = 0
+    end: int = -1     # -1: to the end of the file
+    order: int = 0
+
+
+@dataclass
+class UnitResult:
+    order: int
+    path: str
+    bytes: int = 0
+    records: int = 0
+    malformed: list = field(default_factory=list)      # (byte offset, message)
+    matches: dict = field(default_factory=dict)         # task index -> where
+    found: dict = field(default_factory=dict)           # task index -> window indexes
+    skipped: str | None = None
+
+
+def kind_of(path: Path) -> tuple[str, str | None]:
+    name = path.name.lower()
+    compressed = None
+    for ext, comp in ((".gz", "gz"), (".bz2", "bz2")):
+        if name.endswith(ext):
+            compressed, name = comp, name[: -len(ext)]
+    return KINDS.get(os.path.splitext(name)[1], "text"), compressed
+
+
+def plan_units(paths: list[str]) -> tuple[list[Unit], int]:
+    """Units for every input file (folders walked in sorted order), and their total bytes."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise InputError(f"input not found: {raw}")
+        if p.is_dir():
+            for root, dirs, names in os.walk(p):
+                dirs.sort()
+                files.extend(Path(root) / n for n in sorted(names))
+        else:
+            files.append(p)
+    units, total = [], 0
+    for f in files:
+        try:
+            size = f.stat().st_size
+            with open(f, "rb"):
+                pass
+        except OSError as exc:
+            raise InputError(f"cannot read {f}: {exc.strerror or exc}") from None
+        total += size
+        kind, comp = kind_of(f)
+        if kind == "jsonl" and comp is None and size > UNIT:
+            units.extend(_split_lines(f, size))
+        else:
+            units.append(Unit(str(f), kind, comp))
+    for i, u in enumerate(units):
+        u.order = i
+    return units, total
+
+
+def _split_lines(path: Path, size: int) -> list[Unit]:
+    cuts = [0]
+    with open(path, "rb") as fh:
+        while cuts[-1] + UNIT < size:
+            fh.seek(cuts[-1] + UNIT)
+            fh.readline()
+            if fh.tell() >= size:
+                break
+            cuts.append(fh.tell())
+    ends = cuts[1:] + [size]
+    return [Unit(str(path), "jsonl", None, s, e) for s, e in zip(cuts, ends)]
+
+
+def _open_binary(unit: Unit):
+    if unit.compressed == "gz":
+        return gzip.open(unit.path, "rb")
+    if unit.compressed == "bz2":
+        return bz2.open(unit.path, "rb")
+    return open(unit.path, "rb")
+
+
+def walk_strings(obj, fields: list[str] | None, prefix: str = ""):
+    """(field path, text) for every string in a record; `fields` picks top-level keys."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not prefix and fields is not None and key not in fields:
+                continue
+            yield from walk_strings(value, None, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from walk_strings(value, None, f"{prefix}[{i}]")
+    elif isinstance(obj, str) and (fields is None or prefix):
+        yield prefix or "text", obj
+
+
+class UnitScanner:
+    def __init__(self, matcher: Matcher, cancel=None, progress=None):
+        self.m = matcher
+        self.casefold = matcher.s.casefold
+        self.fields = matcher.s.fields
+        self.cancel = cancel
+        self.progress = progress   # called with bytes read since the last call
+
+    def _tick(self, n: int) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        if self.progress:
+            self.progress(n)
+
+    def scan(self, unit: Unit) -> UnitResult:
+        res = UnitResult(unit.order, unit.path)
+        for t in self.m.tasks:   # a scanner's matcher state is per unit
+            t.match, t.found = None, set()
+        try:
+            getattr(self, f"_scan_{unit.kind}")(unit, res)
+        except (OSError, EOFError, UnicodeError, csv.Error) as exc:
+            raise InputError(f"cannot read {unit.path}: {exc}") from None
+        for k, t in enumerate(self.m.tasks):
+            if t.match is not None:
+                res.matches[k] = t.match
+            if t.found:
+                res.found[k] = set(t.found)
+        return res
+
+    def _record(self, obj, where: dict) -> None:
+        for name, text in walk_strings(obj, self.fields):
+            norm = normalise(text, self.casefold)
+            if self.m.blocks_hit(norm):
+                self.m.check_field(norm, {**where, "field": name})
+
+    # --- JSONL -------------------------------------------------------------------------------
+    def _scan_jsonl(self, unit: Unit, res: UnitResult) -> None:
+        with _open_binary(unit) as fh:
+            if unit.start:
+                fh.seek(unit.start)
+            pos = unit.start
+            end = unit.end
+            while True:
+                want = CHUNK if end < 0 else min(CHUNK, end - pos)
+                if want <= 0:
+                    break
+                data = fh.read(want)
+                if not data:
+                    break
+                if not data.endswith(b"\n") and (end < 0 or pos + len(data) < end):
+                    data += fh.readline()
+                self._jsonl_chunk(data, pos, unit, res)
+                res.bytes += len(data)
+                pos += len(data)
+                self._tick(len(data) if unit.compressed is None else 0)
+            if unit.compressed:
+                self._tick(os.path.getsize(unit.path))
+
+    def _jsonl_chunk(self, data: bytes, base: int, unit: Unit, res: UnitResult) -> None:
+        lines = data.split(b"\n")
+        records, offset = [], base
+        for line in lines:
+            if line.strip():
+                try:
+                    records.append((offset, line, json.loads(line)))
+                except ValueError as exc:
+                    res.malformed.append((offset, str(exc).split(":")[0]))
+            offset += len(line) + 1
+        res.records += len(records)
+        if data.isascii() and b"\\u" not in data:
+            fast, slow = records, []
+        else:
+            fast, slow = [], []
+            for r in records:
+                (fast if r[1].isascii() and b"\\u" not in r[1] else slow).append(r)
+        if fast:
+            norm = raw_normalise(b"\n".join(r[1] for r in fast), self.casefold)
+            if self.m.raw_hit(norm):
+                # the newlines survive (and no gram holds one), so a hit's position tells its record
+                hit_lines, line, last = set(), 0, 0
+                for pos in self.m.raw_hit_positions(norm):
+                    line += norm.count(b"\n", last, pos)
+                    last = pos
+                    hit_lines.add(line)
+                slow += [fast[i] for i in sorted(hit_lines)]
+        for off, _line, obj in sorted(slow, key=lambda r: r[0]):
+            self._record(obj, {"file": unit.path, "offset": off})
+
+    # --- JSON, CSV, Parquet ----------------------------------------------------------------
+    def _scan_json(self, unit: Unit, res: UnitResult) -> None:
+        with _open_binary(unit) as fh:
+            raw = fh.read()
+        res.bytes = len(raw)
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            res.malformed.append((0, f"not valid JSON: {exc}"))
+            return
+        records = doc if isinstance(doc, list) else [doc]
+        res.records = len(records)
+        for i, rec in enumerate(records, 1):
+            self._record(rec, {"file": unit.path, "record": i})
+        self._tick(os.path.getsize(unit.path))
+
+    def _scan_csv(self, unit: Unit, res: UnitResult) -> None:
+        with io.TextIOWrapper(_open_binary(unit), encoding="utf-8", errors="replace", newline="") as fh:
+            dialect = "excel-tab" if unit.path.lower().replace(".gz", "").endswith(".tsv") else "excel"
+            csv.field_size_limit(2**31 - 1)
+            for i, row in enumerate(csv.DictReader(fh, dialect=dialect), 1):
+                self._record({k: v for k, v in row.items() if isinstance(k, str)},
+                             {"file": unit.path, "record": i})
+                res.records += 1
+                if i % 10000 == 0:
+                    self._tick(0)
+        res.bytes = os.path.getsize(unit.path)
+        self._tick(res.bytes)
+
+    def _scan_parquet(self, unit: Unit, res: UnitResult) -> None:
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            res.skipped = "Parquet needs pyarrow (pip install pyarrow)"
+            return
+        n = 0
+        for batch in pq.ParquetFile(unit.path).iter_batches(batch_size=2048):
+            for rec in batch.to_pylist():
+                n += 1
+                self._record(rec, {"file": unit.path, "record": n})
+            self._tick(0)
+        res.records = n
+        res.bytes = os.path.getsize(unit.path)
+        self._tick(res.bytes)
+
+    # --- text and source files: the whole file is one example ----------------------------
+    def _scan_text(self, unit: Unit, res: UnitResult) -> None:
+        keep = self.m.s.length - 1  # carried over so that no window is lost at a chunk edge
+        carry = ""
+        with _open_binary(unit) as fh:
+            head = fh.read(8192)
+            if b"\0" in head:
+                res.skipped = "binary file"
+                return
+            import codecs
+
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            data = head
+            while True:
+                norm = carry + normalise(decoder.decode(data, final=not data), self.casefold)
+                if norm and self.m.blocks_hit(norm):
+                    self.m.check_field(norm, {"file": unit.path, "record": 1, "field": "text"})
+                carry = norm[-keep:] if keep else ""
+                res.bytes += len(data)
+                self._tick(len(data) if unit.compressed is None else 0)
+                if not data:
+                    break
+                data = fh.read(CHUNK)
+        if unit.compressed:
+            self._tick(os.path.getsize(unit.path))
+        res.records = 1

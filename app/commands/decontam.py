@@ -1,0 +1,81 @@
+"""`llamadesk decontam`: check training data for HumanEval contamination."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from app import paths
+from app.bench import humaneval as he
+from app.bench.decontam import Settings
+from app.bench.decontam_inputs import Cancelled, InputError
+from app.bench.decontam_run import run_check
+from app.cli import UserError
+
+
+def register(sub) -> None:
+    d = sub.add_parser("decontam", help="check a training set for HumanEval contamination "
+                                        "(GPT-4 Technical Report method)")
+    d.add_argument("paths", nargs="+", metavar="PATH", help="files or folders of training data")
+    d.add_argument("--field", action="append", dest="fields",
+                   help="record field to check (repeatable; default: every string field)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--samples", type=int, default=3, help="substrings sampled per task")
+    d.add_argument("--length", type=int, default=50, help="substring length")
+    d.add_argument("--exhaustive", action="store_true",
+                   help="check every window of each prompt (beyond the paper)")
+    d.add_argument("--casefold", action="store_true", help="ignore case")
+    d.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    d.add_argument("--problems", help="HumanEval problems file (default: bundled)")
+    d.add_argument("--out", help="report file (default: a new file under the results folder)")
+
+
+def run(args) -> int:
+    if args.length < 2 or args.samples < 1:
+        raise UserError("--length must be at least 2 and --samples at least 1")
+    try:
+        problems = he.load_problems(args.problems)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the problems: {exc}") from None
+    settings = Settings(length=args.length, samples=args.samples, seed=args.seed,
+                        casefold=args.casefold, exhaustive=args.exhaustive, fields=args.fields)
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(p):
+        now = time.monotonic()
+        if now - last[0] < (0.2 if tty else 5.0) and p.done_bytes < p.total_bytes:
+            return
+        last[0] = now
+        rate = p.done_bytes / 1e6 / p.elapsed_s if p.elapsed_s else 0
+        line = f"{p.done_bytes / 1e6:,.0f}/{p.total_bytes / 1e6:,.0f} MB  {rate:.0f} MB/s"
+        sys.stderr.write(("\r" + line) if tty else line + "\n")
+        sys.stderr.flush()
+
+    cancel = threading.Event()
+    try:
+        report = run_check(args.paths, problems, settings, workers=max(1, args.workers),
+                           progress=progress, cancel=cancel)
+    except InputError as exc:
+        raise UserError(str(exc)) from None
+    except (KeyboardInterrupt, Cancelled):
+        print("\ncancelled", file=sys.stderr)
+        return 130
+    if tty:
+        sys.stderr.write("\n")
+    out = Path(args.out) if args.out else paths.ensure(paths.results_dir()) / \
+        f"decontam-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=1))
+    for m in report["inputs"]["malformed"][:10]:
+        where = f"{m['file']}:{m['line']}" if m.get("line") else m["file"]
+        print(f"skipped malformed line {where}: {m['error']}", file=sys.stderr)
+    for t in report["tasks"]:
+        if t["contaminated"]:
+            m = t["match"]
+            frac = f" ({t['window_fraction']:.0%} of windows)" if "window_fraction" in t else ""
+            print(f"{t['task_id']}: found in {m['file']} record {m['record']} field {m.get('field', '-')}{frac}")
+    print(report["summary"])
+    print(f"report: {out}")
+    return 0
