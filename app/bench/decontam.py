@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 GRAM = 25
+RAW_GRAM, RAW_MIN = 11, 29   # the raw-bytes filter: gram length, and the shortest needle it strides over
 STRIDE = 26          # GRAM + STRIDE - 1 <= the substring length (50), so no occurrence is missed
 _NON_ALNUM = re.compile(r"[\W_]+")   # \w is isalnum() plus "_" in Python's re
 _ASCII_DELETE = "".join(chr(c) for c in range(128) if not chr(c).isalnum())
@@ -114,24 +115,33 @@ class Matcher:
         Raw JSON holds escapes such as `\\n`: dropping the backslash leaves a stray letter, and
         those letters are all in b, f, n, r, t. Deleting these five letters from both the
         needles and the text keeps every true occurrence an occurrence, so the filter never
-        misses; what it lets through is then checked exactly.
+        misses; what it lets through is then checked exactly. The few needles that shrink below
+        RAW_MIN are searched for whole, so that they do not shorten everyone's stride.
         """
-        reduced = [x.translate(RAW_LETTERS) for x in needles if x.isascii()]
-        shortest = max(2, min((len(x) for x in reduced), default=2))
-        self.raw_gram = min(GRAM, (shortest + 1) // 2)
-        self.raw_stride = shortest - self.raw_gram + 1
-        self.raw_grams = frozenset(x[o:o + self.raw_gram].encode() for x in reduced
-                                   for o in range(len(x) - self.raw_gram + 1))
+        reduced = {x.translate(RAW_LETTERS) for x in needles if x.isascii()}
+        long_ = [x for x in reduced if len(x) >= RAW_MIN]
+        self.raw_short = [x.encode() for x in reduced if len(x) < RAW_MIN]
+        shortest = min((len(x) for x in long_), default=RAW_MIN)
+        self.raw_gram = RAW_GRAM
+        self.raw_stride = shortest - RAW_GRAM + 1
+        self.raw_grams = frozenset(x[o:o + RAW_GRAM].encode() for x in long_
+                                   for o in range(len(x) - RAW_GRAM + 1))
 
     def raw_hit(self, data: bytes) -> bool:
         """Cheap filter on bytes made by `raw_normalise` (ASCII-only needles can be there)."""
         n, g, st = len(data), self.raw_gram, self.raw_stride
         blocks = map(data.__getitem__, map(slice, range(0, n, st), range(g, n + g, st)))
-        return not self.raw_grams.isdisjoint(blocks)
+        return not self.raw_grams.isdisjoint(blocks) or any(x in data for x in self.raw_short)
 
     def raw_hit_positions(self, data: bytes) -> list[int]:
         g, st, pool = self.raw_gram, self.raw_stride, self.raw_grams
-        return [i for i in range(0, len(data), st) if data[i:i + g] in pool]
+        found = [i for i in range(0, len(data), st) if data[i:i + g] in pool]
+        for x in self.raw_short:
+            i = data.find(x)
+            while i >= 0:
+                found.append(i)
+                i = data.find(x, i + 1)
+        return sorted(found)
 
     def blocks(self, text: str):
         n, g, st = len(text), self.gram, self.stride
