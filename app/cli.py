@@ -13,7 +13,7 @@ import sys
 from app import __version__
 
 EXIT_USAGE = 2
-COMMANDS = ("complete", "humaneval", "decontam", "doctor")
+COMMANDS = ("complete", "humaneval", "decontam", "models", "doctor")
 
 
 class UserError(Exception):

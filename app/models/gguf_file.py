@@ -186,8 +186,11 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
     n_tensors, n_kv = r.u64(), r.u64()
     if n_kv > MAX_KV:
         raise GGUFError(f"{label} has a corrupt header: it claims {n_kv} metadata entries")
-    if n_tensors > MAX_TENSORS or n_tensors * 24 > size:
+    if n_tensors > MAX_TENSORS:
         raise GGUFError(f"{label} has a corrupt header: it claims {n_tensors} tensors")
+    if n_tensors * 24 > size:
+        raise GGUFError(f"{label} is truncated: its {n_tensors} tensors cannot fit in {size} bytes "
+                        f"(an incomplete download?)")
 
     meta: dict = {}
     for _ in range(n_kv):

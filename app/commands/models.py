@@ -1,0 +1,168 @@
+"""`llamadesk models`: the catalog, fit and recommendation, downloads, local files."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+from app.cli import UserError
+
+
+def register(sub) -> None:
+    m = sub.add_parser("models", help="list, download, verify and manage GGUF models")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    ls = msub.add_parser("list", help="the catalog with fit for this machine")
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--ctx", type=int, default=4096)
+    msub.add_parser("refresh", help="update sizes and sha256 from the hub")
+    dl = msub.add_parser("download", help="download a catalog ID (e.g. phind-v2:Q4_K_M) or REPO FILE")
+    dl.add_argument("what", nargs="+", metavar="ID | REPO FILE")
+    dl.add_argument("--revision", default="main")
+    v = msub.add_parser("verify", help="check that a file is a complete GGUF model")
+    v.add_argument("path")
+    loc = msub.add_parser("local", help="GGUF files in the HF cache and the models folder")
+    loc.add_argument("--json", action="store_true")
+    imp = msub.add_parser("import", help="copy a .gguf into the models folder (validated)")
+    imp.add_argument("path")
+    imp.add_argument("--link", action="store_true", help="link instead of copying")
+    rm = msub.add_parser("delete", help="delete a local model file")
+    rm.add_argument("path")
+
+
+def run(args) -> int:
+    return {"list": _list, "refresh": _refresh, "download": _download, "verify": _verify,
+            "local": _local, "import": _import, "delete": _delete}[args.models_command](args)
+
+
+def _list(args) -> int:
+    from app.models import advisor, catalog, download
+
+    machine = advisor.Machine.detect()
+    rec = advisor.recommend(machine, args.ctx)
+    rows = []
+    for f in catalog.files():
+        plan = advisor.fit(f, machine, args.ctx)
+        rows.append({**f.to_dict(), "fit": plan.label, "gpu_layers": plan.n_gpu_layers,
+                     "ram_bytes": plan.ram_bytes, "vram_bytes": plan.vram_bytes,
+                     "downloaded": download.cached_path(f.repo, f.filename) is not None,
+                     "recommended": rec.file is not None and rec.file.id == f.id})
+    if args.json:
+        print(json.dumps({"machine": machine.__dict__, "recommendation": rec.reason,
+                          "recommended": rec.file.id if rec.file else None, "files": rows}, indent=1))
+        return 0
+    print(f"{'id':<32} {'size':>8}  {'fit':<26} {'RAM':>7} {'VRAM':>7}  state")
+    for r in rows:
+        state = ("downloaded" if r["downloaded"] else "") + (" * recommended" if r["recommended"] else "")
+        print(f"{r['id']:<32} {r['size_bytes'] / 1e9:>6.2f}GB  {r['fit']:<26} "
+              f"{r['ram_bytes'] / 1e9:>5.1f}GB {r['vram_bytes'] / 1e9:>5.1f}GB  {state}")
+    print(f"\nrecommended: {rec.reason}")
+    return 0
+
+
+def _refresh(args) -> int:
+    from app.models import catalog
+
+    try:
+        result = catalog.refresh()
+    except Exception as exc:  # the hub's own errors, offline, ...: one line either way
+        raise UserError(f"refresh failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    n = len(result["files"])
+    print(f"refreshed {n} files from {len(result['repos'])} repositories at {result['refreshed_at']}")
+    return 0
+
+
+class _ProgressLine:
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if p.stage == "downloading" and now - self.last < (0.25 if self.tty else 5.0):
+            return
+        self.last = now
+        pct = 100 * p.done / p.total if p.total else 0
+        eta = f" ETA {int(p.eta_s // 60)}m{int(p.eta_s % 60):02d}s" if p.eta_s else ""
+        line = (f"{p.stage}: {p.done / 1e9:.2f}/{p.total / 1e9:.2f} GB ({pct:.0f}%) "
+                f"{p.speed / 1e6:.1f} MB/s{eta}")
+        sys.stderr.write(("\r" + line + "   ") if self.tty else line + "\n")
+        sys.stderr.flush()
+
+
+def _download(args) -> int:
+    from app.models import catalog, download
+
+    if len(args.what) == 1:
+        try:
+            f = catalog.find(args.what[0])
+        except KeyError as exc:
+            raise UserError(str(exc.args[0])) from None
+        repo, filename = f.repo, f.filename
+    elif len(args.what) == 2:
+        repo, filename = args.what
+    else:
+        raise UserError("give a catalog ID, or REPO FILE")
+    cancel = threading.Event()
+    try:
+        remote = download.resolve(repo, filename, args.revision)
+        path = download.Downloader(remote, cancel=cancel, progress=_ProgressLine()).run()
+    except download.DownloadError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\ncancelled; run the same command to resume", file=sys.stderr)
+        return 130
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(path)
+    return 0
+
+
+def _verify(args) -> int:
+    from app.models import gguf_file
+
+    try:
+        info = gguf_file.inspect(args.path)
+    except gguf_file.GGUFError as exc:
+        raise UserError(str(exc)) from None
+    print(f"ok: {info.name}, {info.architecture}, {info.n_layers} layers, {info.quantization}, "
+          f"context {info.context_length}, {info.file_size / 1e9:.2f} GB")
+    return 0
+
+
+def _local(args) -> int:
+    from app.models import local
+
+    models = local.all_models()
+    if args.json:
+        print(json.dumps([m.__dict__ for m in models], indent=1))
+        return 0
+    if not models:
+        print("no local models (download one with `llamadesk models download ID`)")
+    for m in models:
+        state = "ok" if m.usable else f"unusable: {m.problem}"
+        print(f"{m.path}  {m.size_bytes / 1e9:.2f} GB  {m.quantization or '-'}  [{m.source}] {state}")
+    return 0
+
+
+def _import(args) -> int:
+    from app.models import gguf_file, local
+
+    try:
+        m = local.import_model(args.path, link=args.link)
+    except (gguf_file.GGUFError, ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    print(m.path)
+    return 0
+
+
+def _delete(args) -> int:
+    from app.models import local
+
+    try:
+        local.delete_model(args.path)
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"deleted {args.path}")
+    return 0

@@ -1,0 +1,111 @@
+"""GGUF files on this machine: in the Hugging Face cache (any tool's downloads) and in the user's
+models folder. Partial downloads (`*.incomplete`) and files that fail the header check are never
+listed as models."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from app import paths
+from app.models import gguf_file
+
+
+@dataclass
+class LocalModel:
+    path: str
+    name: str
+    size_bytes: int
+    source: str                # hf-cache or folder
+    repo: str | None = None
+    architecture: str = ""
+    quantization: str = ""
+    problem: str | None = None  # why it cannot be used, when it cannot
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+
+def _describe(path: Path, source: str, repo: str | None) -> LocalModel:
+    try:
+        info = gguf_file.inspect(path)
+        return LocalModel(str(path), path.name, info.file_size, source, repo, info.architecture,
+                          info.quantization)
+    except gguf_file.GGUFError as exc:
+        size = path.stat().st_size if path.exists() else 0
+        return LocalModel(str(path), path.name, size, source, repo, problem=str(exc))
+
+
+def hf_cache_models(cache: Path | None = None) -> list[LocalModel]:
+    base = Path(cache) if cache else paths.hf_cache_dir()
+    out = []
+    if not base.is_dir():
+        return out
+    for repo_dir in sorted(base.glob("models--*")):
+        repo = repo_dir.name[len("models--"):].replace("--", "/")
+        for snap in sorted((repo_dir / "snapshots").glob("*")):
+            for f in sorted(snap.rglob("*.gguf")):
+                if f.exists():  # a dangling link is a blob that was deleted
+                    out.append(_describe(f, "hf-cache", repo))
+    return out
+
+
+def folder_models(folder: Path | None = None) -> list[LocalModel]:
+    base = Path(folder) if folder else paths.models_dir()
+    if not base.is_dir():
+        return []
+    return [_describe(f, "folder", None) for f in sorted(base.rglob("*.gguf"))]
+
+
+def all_models(cache: Path | None = None, folder: Path | None = None) -> list[LocalModel]:
+    return hf_cache_models(cache) + folder_models(folder)
+
+
+def import_model(src: str | Path, folder: Path | None = None, capacity: int | None = None,
+                 n_ctx: int = 4096, link: bool = False) -> LocalModel:
+    """Validate a .gguf and copy (or link) it into the models folder.
+
+    Refuses, with a one-line reason (GGUFError or ValueError), a file that is not a complete GGUF
+    or that needs more memory than this machine has (RAM plus GPU memory, or `capacity`).
+    """
+    from app.engine import hardware
+
+    info = gguf_file.inspect(src)
+    need = hardware.plan_offload(hardware.ModelLayout.from_gguf(info), n_ctx).ram_bytes
+    if capacity is None:
+        hw = hardware.detect()
+        capacity = hw.ram_total + sum(g.total_bytes for g in hw.gpus)
+    if need > capacity:
+        raise ValueError(f"{Path(src).name} needs {need / 1e9:.1f} GB of memory with a {n_ctx}-token "
+                         f"context; this machine has {capacity / 1e9:.1f} GB")
+    dest_dir = paths.ensure(Path(folder) if folder else paths.models_dir())
+    dest = dest_dir / Path(src).name
+    if dest.exists():
+        raise ValueError(f"{dest} already exists")
+    tmp = dest.with_name(dest.name + ".importing")
+    if link:
+        os.symlink(Path(src).resolve(), tmp)
+    else:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    return _describe(dest, "folder", None)
+
+
+def delete_model(path: str | Path, cache: Path | None = None, folder: Path | None = None) -> None:
+    """Delete a model file; in the HF cache, its blob and snapshot link go together."""
+    p = Path(path)
+    hf = (Path(cache) if cache else paths.hf_cache_dir()).resolve()
+    own = (Path(folder) if folder else paths.models_dir()).resolve()
+    if hf in p.parents or hf in p.resolve().parents:
+        blob = p.resolve()
+        if p.is_symlink():
+            p.unlink()
+        if blob.exists() and hf in blob.parents:
+            blob.unlink()
+        return
+    if own in p.resolve().parents or own in p.parents:
+        p.unlink()
+        return
+    raise ValueError(f"{p} is neither in the Hugging Face cache nor in the models folder; not deleting it")

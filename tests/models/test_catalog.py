@@ -1,0 +1,124 @@
+"""Catalog, refresh from the hub, fit and recommendation, verify, local models."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from app.models import advisor, catalog, local
+from tests.helpers import run_cli
+from tests.models.conftest import make_gguf
+from tests.models.fixtures import write_bad_files
+
+GB = 10**9
+
+
+def test_catalog_has_every_phind_quant_with_card_sizes():
+    files = {f.id: f for f in catalog.files()}
+    v2 = [f for f in files.values() if f.model == "phind-v2"]
+    assert len(v2) == 12
+    assert files["phind-v2:Q4_K_M"].filename == "phind-codellama-34b-v2.Q4_K_M.gguf"
+    assert files["phind-v2:Q4_K_M"].size_bytes == 20_220_000_000
+    assert files["phind-v2:Q2_K"].size_bytes == 14_210_000_000
+    assert files["phind-v2:Q8_0"].size_bytes == 35_860_000_000
+    assert files["phind-python-v1:Q5_K_M"].filename == "phind-codellama-34b-python-v1.Q5_K_M.gguf"
+    assert files["phind-v1:Q4_K_M"].repo == "TheBloke/Phind-CodeLlama-34B-v1-GGUF"
+    assert {f.license for f in files.values()} == {"Llama 2 Community License"}
+    assert files["phind-v2:Q4_K_M"].humaneval == 73.8
+    assert files["codellama-7b-instruct:Q4_K_M"].infill and not files["phind-v2:Q4_K_M"].infill
+
+
+# Worked by hand (decimal GB; 34B layer = (size - 0.215 head - 0.147 embeddings) / 48, plus
+# 0.0168 GB of KV cache per layer at 4096 tokens; 0.7 GB reserve and 0.074 GB compute on the GPU):
+#  80 GB GPU: Q8_0 needs 48 * (0.7395 + 0.0168) + 0.215 + 0.074 = 36.6 GB  -> Q8_0, whole
+#  24 GB GPU: Q5_K_M needs 24.6 GB (+0.7 > 24); Q4_K_M needs 21.0 GB    -> Q4_K_M, whole
+#  12 GB GPU: nothing whole; Q4_K_M: (12 - 0.7 - 0.074) / 0.4305 = 26 layers on the GPU
+#  64 GB RAM, no GPU: Q4_K_M on the CPU needs 21.1 GB                   -> Q4_K_M, CPU
+#  16 GB RAM, no GPU: 34B Q3_K_M needs 17.2 GB; 13B Q4_K_M needs 7.87 + 3.36 KV + ... = 11.3 GB
+@pytest.mark.parametrize("vram,ram,expected,layers", [
+    (80 * GB, 64 * GB, "phind-v2:Q8_0", 49),
+    (24 * GB, 64 * GB, "phind-v2:Q4_K_M", 49),
+    (12 * GB, 32 * GB, "phind-v2:Q4_K_M", 26),
+    (None, 64 * GB, "phind-v2:Q4_K_M", 0),
+    (None, 16 * GB, "codellama-13b-instruct:Q4_K_M", 0),
+])
+def test_recommendation_for_fixed_machines(vram, ram, expected, layers):
+    rec = advisor.recommend(advisor.Machine(vram, ram))
+    assert rec.file.id == expected
+    assert rec.plan.n_gpu_layers == layers
+    assert "GB" in rec.reason and rec.reason.endswith(".") and ". " not in rec.reason  # one sentence
+
+
+def test_recommendation_sentences_give_numbers():
+    assert "fits whole on the GPU" in advisor.recommend(advisor.Machine(24 * GB, 64 * GB)).reason
+    part = advisor.recommend(advisor.Machine(12 * GB, 32 * GB)).reason
+    assert "26 of 48 layers on the GPU" in part and "12.0 GB" in part
+    small = advisor.recommend(advisor.Machine(None, 16 * GB)).reason
+    assert small.startswith("Phind-CodeLlama-34B-v2 does not fit (its Q3_K_M needs 17.2 GB")
+    assert advisor.recommend(advisor.Machine(None, 3 * GB)).file is None
+
+
+def test_fit_labels():
+    f = catalog.find("phind-v2:Q4_K_M")
+    assert advisor.fit(f, advisor.Machine(24 * GB, 64 * GB)).label == "whole on the GPU"
+    assert advisor.fit(f, advisor.Machine(12 * GB, 64 * GB)).label == "26/48 layers on the GPU"
+    assert advisor.fit(f, advisor.Machine(None, 64 * GB)).label == "CPU only"
+    assert advisor.fit(f, advisor.Machine(None, 8 * GB)).label == "does not fit"
+
+
+def test_models_refresh_updates_sizes_and_hashes(hub, tmp_path):
+    served = {}
+    for m in catalog.MODELS:
+        name = m.file_pattern.format(quant="Q4_K_M")
+        data = make_gguf(tmp_path / name, seed=len(served))
+        served[f"{m.key}:Q4_K_M"] = hub.state.add(m.repo, name, data, commit="c" * 40)
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint}
+    r = run_cli("models", "refresh", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "refreshed 5 files from 5 repositories" in r.stdout
+    listed = json.loads(run_cli("models", "list", "--json", env=env).stdout)
+    by_id = {f["id"]: f for f in listed["files"]}
+    for fid, hf in served.items():
+        assert by_id[fid]["size_bytes"] == len(hf.data)
+        assert by_id[fid]["sha256"] == hf.sha256 and by_id[fid]["size_source"] == "hub"
+    assert by_id["phind-v2:Q8_0"]["size_source"] == "model card"
+    for f in listed["files"]:
+        assert {"filename", "size_bytes", "quant", "fit", "downloaded"} <= f.keys()
+
+
+def test_models_refresh_offline_is_a_clear_error():
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    r = run_cli("models", "refresh", env=env)
+    assert r.returncode == 2 and "refresh failed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_models_verify(tmp_path, smollm):
+    assert run_cli("models", "verify", str(smollm)).returncode == 0
+    for name, (path, expect) in write_bad_files(tmp_path, smollm).items():
+        r = run_cli("models", "verify", str(path))
+        if name == "nosucharch":
+            assert r.returncode == 0  # a well-formed header; llama.cpp decides at load time
+            continue
+        assert r.returncode == 2, name
+        assert expect in r.stderr and len(r.stderr.strip().splitlines()) == 1, (name, r.stderr)
+
+
+def test_import_list_and_delete_local_models(tmp_path, smollm):
+    folder = tmp_path / "models"
+    m = local.import_model(smollm, folder=folder)
+    assert m.usable and Path(m.path).parent == folder
+    (folder / "half.gguf").write_bytes(smollm.read_bytes()[:1000])
+    listed = {x.name: x for x in local.folder_models(folder)}
+    assert listed["SmolLM2-135M-Instruct.Q4_1.gguf"].usable
+    assert not listed["half.gguf"].usable and "truncated" in listed["half.gguf"].problem
+    with pytest.raises(ValueError, match="needs"):
+        local.import_model(smollm, folder=tmp_path / "other", capacity=10_000_000)
+    with pytest.raises(Exception, match="HTML|not a GGUF"):
+        bad = tmp_path / "page.gguf"
+        bad.write_text("<html>nope</html>")
+        local.import_model(bad, folder=folder)
+    local.delete_model(m.path, folder=folder)
+    assert not Path(m.path).exists()
+    with pytest.raises(ValueError, match="not deleting"):
+        local.delete_model(smollm, folder=folder, cache=tmp_path / "hf")
+    assert smollm.exists()
