@@ -41,12 +41,17 @@ def _command_module(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="llamadesk", description="Offline coding assistant.")
+    gui = argparse.ArgumentParser(add_help=False)
+    gui.add_argument("--open", metavar="FILE", help="open a file in the editor")
+    gui.add_argument("--screenshot", metavar="OUT.png", help="show the window offscreen, save a PNG, exit")
+    gui.add_argument("--panel", choices=["editor", "assistant", "models", "humaneval", "decontam", "settings"],
+                     help="the panel to show for --screenshot")
+    parser = _Parser(prog="llamadesk", description="Offline coding assistant.", parents=[gui])
     parser.add_argument("--version", action="version", version=f"llamadesk {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     for name in COMMANDS:
         _command_module(name).register(sub)
-    sub.add_parser("gui", help="start the desktop app (the default)")
+    sub.add_parser("gui", help="start the desktop app (the default)", parents=[gui])
     return parser
 
 
@@ -74,9 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "gui"
     try:
         if command == "gui":
-            print("llamadesk: the desktop window is not built yet; try `llamadesk doctor` or "
-                  "`llamadesk complete --model FILE PROMPT`", file=sys.stderr)
-            return EXIT_USAGE
+            if args.screenshot:
+                import os
+
+                os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+            from app.ui.app import run_gui
+
+            return run_gui(args)
         result = _command_module(command).run(args)
         if inspect.iscoroutine(result):
             import asyncio

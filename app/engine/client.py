@@ -61,6 +61,7 @@ class ModelInfo:
     bos_token: str = ""
     eos_token: str = ""
     gpu_offload: bool = False
+    infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
 
 
 @dataclass
@@ -253,7 +254,9 @@ class EngineClient:
             context_length=gi.context_length, quantization=gi.quantization,
             file_size=gi.file_size, chat_template=gi.chat_template, n_ctx=ev.n_ctx,
             n_gpu_layers=ev.n_gpu_layers, n_threads=ev.n_threads, load_s=ev.load_s,
-            bos_token=ev.bos_token, eos_token=ev.eos_token, gpu_offload=ev.gpu_offload)
+            bos_token=ev.bos_token, eos_token=ev.eos_token, gpu_offload=ev.gpu_offload,
+            infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
+                                                  "tokenizer.ggml.prefix_token_id")))
         self._set_state("ready", gi.name)
         return self.info
 

@@ -1,0 +1,168 @@
+"""Start the desktop app: Qt with the qasync event loop, logging, the exception dialog, and
+`--screenshot` (offscreen: show one panel, save a PNG, exit)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import os
+import sys
+import traceback
+
+from app import paths
+
+log = logging.getLogger("llamadesk")
+PANELS = ("editor", "assistant", "models", "humaneval", "decontam", "settings")
+SAMPLE = '''"""Welcome to LlamaDesk: an offline coding assistant."""
+from dataclasses import dataclass
+
+
+@dataclass
+class Account:
+    owner: str
+    balance: float = 0.0
+
+    def deposit(self, amount: float) -> None:
+        if amount <= 0:
+            raise ValueError("deposit must be positive")
+        self.balance += amount
+
+
+def fibonacci(n: int) -> int:
+    """Return the n-th Fibonacci number."""
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+'''
+
+
+def setup_logging() -> None:
+    folder = paths.ensure(paths.log_dir())
+    handler = logging.handlers.RotatingFileHandler(folder / "llamadesk.log", maxBytes=1_000_000,
+                                                   backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def install_exception_dialog(window, loop) -> None:
+    """Unexpected exceptions are logged and shown; the window stays."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def show(text: str) -> None:
+        log.error(text)
+        box = QMessageBox(QMessageBox.Warning, "Unexpected error",
+                          "Something went wrong; your text is safe. Details are in the log.", parent=window)
+        box.setDetailedText(text)
+        box.open()
+        window._last_error_box = box
+
+    def hook(exc_type, exc, tb):
+        show("".join(traceback.format_exception(exc_type, exc, tb)))
+
+    def loop_handler(_loop, context):
+        exc = context.get("exception")
+        show("".join(traceback.format_exception(exc)) if exc else str(context.get("message")))
+
+    sys.excepthook = hook
+    loop.set_exception_handler(loop_handler)
+
+
+def build(settings=None, recovery=None):
+    """QApplication, event loop and window, as `llamadesk` makes them (the tests use this)."""
+    os.environ.setdefault("QT_API", "pyside6")
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+    import qasync  # after PySide6, so that qasync binds to it
+
+    from app.settings import Settings
+    from app.ui.main_window import MainWindow
+    from app.ui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("LlamaDesk")
+    icon = paths_resource("icons/llamadesk.svg")
+    if icon:
+        app.setWindowIcon(QIcon(str(icon)))
+    settings = settings or Settings.load()
+    apply_theme(app, settings.theme)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow(settings, recovery)
+    install_exception_dialog(window, loop)
+    return app, loop, window
+
+
+def paths_resource(rel: str):
+    from pathlib import Path
+
+    for base in (Path(__file__).resolve().parents[2] / "resources",
+                 Path(getattr(sys, "_MEIPASS", "")) / "resources"):
+        if (base / rel).exists():
+            return base / rel
+    return None
+
+
+def run_gui(args) -> int:
+    setup_logging()
+    app, loop, window = build()
+    if getattr(args, "open", None):
+        window.tabs.open_file(args.open)
+    window.show()
+    if getattr(args, "screenshot", None):
+        return _screenshot(app, loop, window, args.screenshot, args.panel or "editor")
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(0, window.startup)
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    with loop:
+        loop.run_until_complete(closed.wait())
+        loop.run_until_complete(window.engine.close())
+    return 0
+
+
+def _screenshot(app, loop, window, out: str, panel: str) -> int:
+    from PySide6.QtCore import QTimer
+
+    if panel not in PANELS:
+        print(f"llamadesk: --panel must be one of {', '.join(PANELS)}", file=sys.stderr)
+        return 2
+
+    async def shoot() -> int:
+        window.startup(ask_recovery=lambda: False)
+        editor = window.current_editor()
+        if editor is not None and not editor.toPlainText():
+            editor.setPlainText(SAMPLE)
+            editor.document().setModified(False)
+            from app.ui.editor.highlighter import lexer_for
+            editor.highlighter.set_lexer(lexer_for("welcome.py"))
+        target = window
+        if panel == "settings":
+            from app.ui.settings_dialog import SettingsDialog
+
+            target = SettingsDialog(window.settings, window)
+            target.show()
+        elif panel == "assistant":
+            window.assistant.prompt.setPlainText("Explain what Account.deposit does.")
+            window.assistant.answer = ("`deposit` adds a positive amount to the balance:\n\n```python\n"
+                                       "def deposit(self, amount: float) -> None:\n    if amount <= 0:\n"
+                                       "        raise ValueError(\"deposit must be positive\")\n"
+                                       "    self.balance += amount\n```\n")
+            window.assistant._render()
+            window.assistant_dock.raise_()
+        elif panel in ("models", "humaneval", "decontam"):
+            window.show_panel(panel)
+            if panel == "humaneval":
+                window.bench_panel._draw_chart()
+        await asyncio.sleep(0.4)
+        app.processEvents()
+        ok = target.grab().save(out)
+        return 0 if ok else 1
+
+    with loop:
+        rc = loop.run_until_complete(shoot())
+        window.engine.kill()
+    return rc

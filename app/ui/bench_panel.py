@@ -1,0 +1,267 @@
+"""HumanEval panel: run the self-test on the loaded model, watch it, compare with the papers."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QHorizontalBarSeries, QValueAxis
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar,
+                               QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
+                               QTextBrowser, QVBoxLayout, QWidget)
+
+from app import paths
+from app.bench import humaneval as he
+from app.bench import references
+from app.bench.runner import HumanEvalRun
+from app.bench.sandbox import Sandbox
+
+
+CHART_REFERENCES = {"Phind-CodeLlama-34B-v2", "Phind-CodeLlama-34B-Python-v1", "Phind-CodeLlama-34B-v1",
+                    "GPT-4", "Code Llama - Python 34B", "Code Llama 34B", "GPT-3.5",
+                    "Code Llama - Instruct 13B", "Code Llama - Instruct 7B"}
+
+
+def past_runs() -> list[tuple[Path, dict]]:
+    out = []
+    base = paths.results_dir()
+    for summary in sorted(base.glob("*/summary.json"), reverse=True) if base.is_dir() else []:
+        try:
+            out.append((summary.parent, json.loads(summary.read_text())))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+class BenchPanel(QWidget):
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.run: HumanEvalRun | None = None
+        self.rows: dict[tuple[str, int], int] = {}
+        self.problems = {p["task_id"]: p for p in he.load_problems()}
+        self.protocol = QComboBox()
+        self.protocol.addItems(["auto", "phind", "codex", "instruct"])
+        self.limit = QSpinBox(minimum=1, maximum=164, value=164)
+        self.samples = QSpinBox(minimum=1, maximum=200, value=1)
+        self.temperature = QDoubleSpinBox(minimum=-0.1, maximum=2.0, singleStep=0.1, value=-0.1,
+                                          specialValueText="protocol's")
+        form = QFormLayout()
+        form.addRow("Protocol", self.protocol)
+        form.addRow("Tasks (first N)", self.limit)
+        form.addRow("Samples per task", self.samples)
+        form.addRow("Temperature", self.temperature)
+        self.start_btn, self.stop_btn = QPushButton("Start"), QPushButton("Stop")
+        self.resume_btn, self.export_btn = QPushButton("Resume…"), QPushButton("Export…")
+        self.stop_btn.setEnabled(False)
+        self.start_btn.clicked.connect(lambda: self.start())
+        self.stop_btn.clicked.connect(self.stop)
+        self.resume_btn.clicked.connect(self._resume)
+        self.export_btn.clicked.connect(self._export)
+        buttons = QHBoxLayout()
+        for b in (self.start_btn, self.stop_btn, self.resume_btn, self.export_btn):
+            buttons.addWidget(b)
+        self.progress = QProgressBar()
+        self.status = QLabel("Load a model, then Start. The canonical solutions pass 164/164.")
+        self.status.setWordWrap(True)
+        self.sandbox_note = QLabel("")
+        self.sandbox_note.setWordWrap(True)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Task", "Verdict", "Time (s)", "Tokens", "Error"])
+        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.Stretch)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setWordWrap(False)
+        self.table.itemSelectionChanged.connect(self._show_selected)
+        self.detail = QTextBrowser()
+        self.chart = QChartView()
+        self.chart.setRenderHint(QPainter.Antialiasing)
+        self.chart.setMinimumHeight(300)
+        self.past = QListWidget()
+        self.past.itemSelectionChanged.connect(self._draw_chart)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.addLayout(form)
+        ll.addLayout(buttons)
+        ll.addWidget(self.progress)
+        ll.addWidget(self.status)
+        ll.addWidget(self.sandbox_note)
+        ll.addWidget(QLabel("Past runs (select to compare):"))
+        ll.addWidget(self.past)
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.table)
+        right.addWidget(self.detail)
+        right.addWidget(self.chart)
+        right.setSizes([180, 120, 360])
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 3)
+        QVBoxLayout(self).addWidget(split)
+        self.current_summary: dict | None = None
+        self.refresh_past()
+
+    # --- run ---------------------------------------------------------------------------------
+    def start(self, out_dir: Path | None = None, problems: list[dict] | None = None) -> None:
+        engine = self.window.engine
+        if engine.info is None:
+            self.status.setText("Load a model first.")
+            return
+        if self.run is not None:
+            return
+        asyncio.ensure_future(self._run(out_dir, problems))
+
+    async def _run(self, out_dir, problems) -> None:
+        engine = self.window.engine
+        name = f"{engine.info.name} {Path(engine.info.path).name}"
+        proto_name = self.protocol.currentText()
+        if proto_name == "auto":
+            proto_name = he.default_protocol(name)
+        temp = self.temperature.value()
+        proto = he.make_protocol(proto_name, None if temp < 0 else temp,
+                                 chat_format="phind-v2" if "phind" in name.lower() else "chat")
+        problems = problems or he.load_problems(limit=self.limit.value())
+        out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(engine.info.path).stem}"
+        self.table.setRowCount(0)
+        self.rows.clear()
+        self.progress.setMaximum(len(problems) * self.samples.value())
+        self.progress.setValue(0)
+        self._set_running(True)
+        sandbox = Sandbox()
+        try:
+            await sandbox.start()
+            limits = sandbox.limitations()
+            self.sandbox_note.setText("Sandbox: " + ("; ".join(limits) if limits else
+                                                     "own process, temp folder, limits, Landlock; "
+                                                     "leftover processes killed"))
+            model = {"path": engine.info.path, "name": engine.info.name, "quantization": engine.info.quantization}
+            self.run = HumanEvalRun(out, problems, protocol=proto, samples=self.samples.value(), engine=engine,
+                                    sandbox=sandbox, model=model, on_progress=self._progress,
+                                    on_result=self._result)
+            summary = await self.run.run()
+            self.current_summary = summary
+            state = "done" if summary["complete"] else "stopped (Resume continues it)"
+            self.status.setText(f"{state}: pass@1 = {summary.get('pass@1', 0):.3f} "
+                                f"({summary['passed']}/{summary['samples']}), {summary.get('tokens_per_s') or 0} tok/s, "
+                                f"{summary['wall_s']:.0f} s. Results in {out}")
+        except Exception as exc:  # the engine died, the sandbox failed: say so, keep the window
+            self.status.setText(f"The run stopped: {exc}. Resume continues from the results folder {out}.")
+        finally:
+            await sandbox.close()
+            self.run = None
+            self._set_running(False)
+            self.refresh_past()
+            self._draw_chart()
+
+    def stop(self) -> None:
+        if self.run is not None:
+            self.run.cancel()
+
+    def _set_running(self, running: bool) -> None:
+        self.start_btn.setEnabled(not running)
+        self.resume_btn.setEnabled(not running)
+        self.stop_btn.setEnabled(running)
+
+    def _progress(self, p) -> None:
+        self.progress.setValue(p.done)
+        eta = f"ETA {int(p.eta_s // 60)}m{int(p.eta_s % 60):02d}s" if p.eta_s is not None else "ETA —"
+        rate = f"{100 * p.passed / p.done:.1f}%" if p.done else "—"
+        self.status.setText(f"{p.done}/{p.total} scored · passing {rate} · {eta} · {p.tokens_per_s:.1f} tok/s")
+
+    def _result(self, row: dict) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self.rows[(row["task_id"], row["sample"])] = r
+        for c, text in enumerate([row["task_id"], row["verdict"], f"{row['gen_s'] + row['exec_s']:.2f}",
+                                  str(row["tokens"]), row["error"]]):
+            item = QTableWidgetItem(text)
+            if c == 0:
+                item.setData(Qt.UserRole, row)
+            self.table.setItem(r, c, item)
+
+    def _show_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        row = self.table.item(rows[0].row(), 0).data(Qt.UserRole)
+        problem = self.problems.get(row["task_id"], {"prompt": ""})
+        fmt = HtmlFormatter(noclasses=True, style=self.window.pygments_style())
+        self.detail.setHtml(
+            f"<h3>{row['task_id']}: {row['verdict']}</h3>"
+            + (f"<p style='color:#b00'>{row['error']}</p>" if row["error"] else "")
+            + "<p><b>Prompt</b></p>" + highlight(problem["prompt"], PythonLexer(), fmt)
+            + "<p><b>Completion</b></p>" + highlight(row["completion"] or " ", PythonLexer(), fmt))
+
+    # --- chart, past runs, export, resume -------------------------------------------------------
+    def refresh_past(self) -> None:
+        self.past.clear()
+        self._past = past_runs()
+        for folder, s in self._past:
+            label = (f"{folder.name}: pass@1 {s.get('pass@1', 0):.3f} ({s.get('passed')}/{s.get('samples')})"
+                     + ("" if s.get("complete") else " — incomplete"))
+            self.past.addItem(label)
+
+    def _draw_chart(self) -> None:
+        chart = QChart()
+        chart.setTitle("HumanEval pass@1 (%)")
+        bars = QBarSet("pass@1")
+        labels = []
+        for i in [x.row() for x in self.past.selectedIndexes()][:4]:
+            folder, s = self._past[i]
+            labels.append(folder.name[-24:])
+            bars.append(100 * s.get("pass@1", 0.0))
+        if self.current_summary:
+            labels.append("this run")
+            bars.append(100 * self.current_summary.get("pass@1", 0.0))
+        for ref in references.REFERENCES:
+            if ref.model in CHART_REFERENCES:
+                labels.append(ref.model)
+                bars.append(ref.pass_at_1)
+        series = QHorizontalBarSeries()
+        series.append(bars)
+        chart.addSeries(series)
+        axis_y = QBarCategoryAxis()
+        axis_y.append(labels)
+        font = axis_y.labelsFont()
+        font.setPointSize(8)
+        axis_y.setLabelsFont(font)
+        axis_x = QValueAxis()
+        axis_x.setRange(0, 100)
+        chart.addAxis(axis_y, Qt.AlignLeft)
+        chart.addAxis(axis_x, Qt.AlignBottom)
+        series.attachAxis(axis_y)
+        series.attachAxis(axis_x)
+        chart.legend().hide()
+        self.chart.setChart(chart)
+
+    def _export(self) -> None:
+        rows = self.past.selectedIndexes()
+        if not rows:
+            self.status.setText("Select a past run to export.")
+            return
+        folder, _ = self._past[rows[0].row()]
+        dest = QFileDialog.getExistingDirectory(self, "Export run to")
+        if dest:
+            shutil.copytree(folder, Path(dest) / folder.name, dirs_exist_ok=True)
+            self.status.setText(f"Exported to {Path(dest) / folder.name}")
+
+    def _resume(self) -> None:
+        rows = self.past.selectedIndexes()
+        if not rows:
+            self.status.setText("Select an incomplete run to resume.")
+            return
+        folder, s = self._past[rows[0].row()]
+        done = {json.loads(l)["task_id"] for l in (folder / "samples.jsonl").read_text().splitlines() if l.strip()} \
+            if (folder / "samples.jsonl").exists() else set()
+        limit = max(len(done), self.limit.value())
+        self.start(folder, he.load_problems(limit=limit))

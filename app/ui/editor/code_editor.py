@@ -1,0 +1,225 @@
+"""The code editor: line numbers, current-line highlight, indentation helpers, zoom, and the
+assistant's ghost text (a completion shown in grey at the cursor until Tab accepts it)."""
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter, QTextCursor, QTextFormat
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+
+INDENT = "    "
+
+
+class _LineNumbers(QWidget):
+    def __init__(self, editor: "CodeEditor"):
+        super().__init__(editor)
+        self.editor = editor
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.editor.line_number_width(), 0)
+
+    def paintEvent(self, event) -> None:
+        self.editor.paint_line_numbers(event)
+
+
+class CodeEditor(QPlainTextEdit):
+    ghost_accepted = Signal(str)
+    ghost_discarded = Signal()
+    escape_pressed = Signal()
+
+    def __init__(self, parent=None, font_size: int = 11):
+        super().__init__(parent)
+        font = QFontDatabase.systemFont(QFontDatabase.FixedFont)
+        font.setPointSize(font_size)
+        self.setFont(font)
+        self.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.setTabStopDistance(self.fontMetrics().horizontalAdvance(" ") * 4)
+        self.ghost = ""
+        self._ghost_pos = -1
+        self._numbers = _LineNumbers(self)
+        self.blockCountChanged.connect(self._update_margin)
+        self.updateRequest.connect(self._scroll_numbers)
+        self.cursorPositionChanged.connect(self._highlight_line)
+        self._update_margin()
+        self._highlight_line()
+
+    # --- ghost text --------------------------------------------------------------------------
+    def show_ghost(self, text: str) -> None:
+        """Show (or extend) the grey suggestion at the cursor; the document is not touched."""
+        if self._ghost_pos != self.textCursor().position():
+            self._ghost_pos = self.textCursor().position()
+        self.ghost = text
+        self.viewport().update()
+
+    def accept_ghost(self) -> bool:
+        if not self.ghost:
+            return False
+        text, self.ghost = self.ghost, ""
+        cursor = self.textCursor()
+        cursor.beginEditBlock()  # one undo step
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        self.setTextCursor(cursor)
+        self.viewport().update()
+        self.ghost_accepted.emit(text)
+        return True
+
+    def discard_ghost(self) -> None:
+        if self.ghost or self._ghost_pos >= 0:
+            self.ghost = ""
+            self._ghost_pos = -1
+            self.viewport().update()
+            self.ghost_discarded.emit()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if not self.ghost:
+            return
+        painter = QPainter(self.viewport())
+        painter.setFont(self.font())
+        rect = self.cursorRect()
+        fm = self.fontMetrics()
+        lines = self.ghost.split("\n")
+        grey = QColor(self.palette().text().color())
+        grey.setAlpha(110)
+        painter.setPen(grey)
+        painter.drawText(rect.x(), rect.y() + fm.ascent(), lines[0])
+        if len(lines) > 1:  # the rest in a box below the cursor line, covering what is there
+            rest = lines[1:]
+            width = max(fm.horizontalAdvance(l) for l in rest) + 12
+            box = QRect(self.contentOffset().x() + 4, rect.bottom() + 1, width, fm.height() * len(rest) + 4)
+            base = QColor(self.palette().base().color())
+            painter.fillRect(box, base)
+            painter.setPen(QColor(grey.red(), grey.green(), grey.blue(), 60))
+            painter.drawRect(box)
+            painter.setPen(grey)
+            for i, line in enumerate(rest):
+                painter.drawText(box.x() + 6, box.y() + 2 + fm.ascent() + i * fm.height(), line)
+        painter.end()
+
+    # --- keys --------------------------------------------------------------------------------
+    def keyPressEvent(self, event) -> None:
+        key, mods = event.key(), event.modifiers()
+        if self.ghost and key == Qt.Key_Tab and not mods:
+            self.accept_ghost()
+            return
+        if key == Qt.Key_Escape:
+            self.discard_ghost()
+            self.escape_pressed.emit()
+            return
+        if self.ghost and (event.text() or key in (Qt.Key_Backspace, Qt.Key_Delete, Qt.Key_Left,
+                                                   Qt.Key_Right, Qt.Key_Up, Qt.Key_Down)):
+            self.discard_ghost()
+        if key == Qt.Key_Tab and not mods:
+            self._indent(self.textCursor())
+            return
+        if key == Qt.Key_Backtab:
+            self._dedent(self.textCursor())
+            return
+        if key in (Qt.Key_Return, Qt.Key_Enter) and not mods:
+            self._newline()
+            return
+        super().keyPressEvent(event)
+
+    def _newline(self) -> None:
+        cursor = self.textCursor()
+        line = cursor.block().text()[: cursor.positionInBlock()]
+        indent = line[: len(line) - len(line.lstrip())]
+        if line.rstrip().endswith((":", "{", "(", "[")):
+            indent += INDENT
+        cursor.insertText("\n" + indent)
+        self.setTextCursor(cursor)
+
+    def _selected_blocks(self, cursor: QTextCursor):
+        doc = self.document()
+        start = doc.findBlock(cursor.selectionStart())
+        end = doc.findBlock(cursor.selectionEnd())
+        block = start
+        while block.isValid():
+            yield block
+            if block == end:
+                break
+            block = block.next()
+
+    def _indent(self, cursor: QTextCursor) -> None:
+        if not cursor.hasSelection():
+            cursor.insertText(INDENT)
+            return
+        cursor.beginEditBlock()
+        for block in list(self._selected_blocks(cursor)):
+            c = QTextCursor(block)
+            c.insertText(INDENT)
+        cursor.endEditBlock()
+
+    def _dedent(self, cursor: QTextCursor) -> None:
+        cursor.beginEditBlock()
+        for block in list(self._selected_blocks(cursor)):
+            text = block.text()
+            n = len(text) - len(text.lstrip(" "))
+            c = QTextCursor(block)
+            c.movePosition(QTextCursor.Right, QTextCursor.KeepAnchor, min(n, len(INDENT)))
+            c.removeSelectedText()
+        cursor.endEditBlock()
+
+    # --- zoom and navigation -------------------------------------------------------------------
+    def zoom(self, steps: int) -> None:
+        font = QFont(self.font())
+        font.setPointSize(max(6, min(48, font.pointSize() + steps)))
+        self.setFont(font)
+        self._update_margin()
+
+    def go_to_line(self, line: int) -> None:
+        block = self.document().findBlockByNumber(max(0, line - 1))
+        cursor = QTextCursor(block)
+        self.setTextCursor(cursor)
+        self.centerCursor()
+
+    # --- line numbers and current line ---------------------------------------------------------
+    def line_number_width(self) -> int:
+        digits = len(str(max(1, self.blockCount())))
+        return 12 + self.fontMetrics().horizontalAdvance("9") * max(3, digits)
+
+    def _update_margin(self, *_):
+        self.setViewportMargins(self.line_number_width(), 0, 0, 0)
+
+    def _scroll_numbers(self, rect, dy):
+        if dy:
+            self._numbers.scroll(0, dy)
+        else:
+            self._numbers.update(0, rect.y(), self._numbers.width(), rect.height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        cr = self.contentsRect()
+        self._numbers.setGeometry(QRect(cr.left(), cr.top(), self.line_number_width(), cr.height()))
+
+    def paint_line_numbers(self, event) -> None:
+        painter = QPainter(self._numbers)
+        pal = self.palette()
+        painter.fillRect(event.rect(), pal.alternateBase())
+        block = self.firstVisibleBlock()
+        number = block.blockNumber()
+        top = round(self.blockBoundingGeometry(block).translated(self.contentOffset()).top())
+        bottom = top + round(self.blockBoundingRect(block).height())
+        current = self.textCursor().blockNumber()
+        fm = self.fontMetrics()
+        while block.isValid() and top <= event.rect().bottom():
+            if block.isVisible() and bottom >= event.rect().top():
+                color = pal.text().color() if number == current else pal.placeholderText().color()
+                painter.setPen(color)
+                painter.drawText(0, top, self._numbers.width() - 6, fm.height(), Qt.AlignRight, str(number + 1))
+            block = block.next()
+            top = bottom
+            bottom = top + round(self.blockBoundingRect(block).height())
+            number += 1
+        painter.end()
+
+    def _highlight_line(self) -> None:
+        sel = QTextEdit.ExtraSelection()
+        color = QColor(self.palette().highlight().color())
+        color.setAlpha(28)
+        sel.format.setBackground(color)
+        sel.format.setProperty(QTextFormat.FullWidthSelection, True)
+        sel.cursor = self.textCursor()
+        sel.cursor.clearSelection()
+        self.setExtraSelections([sel])
+        self._numbers.update()

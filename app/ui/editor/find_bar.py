@@ -1,0 +1,83 @@
+"""Find / replace bar under the editor (Ctrl+F, Ctrl+H)."""
+from __future__ import annotations
+
+from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+
+
+class FindBar(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.editor = None
+        self.find_edit = QLineEdit(placeholderText="Find")
+        self.replace_edit = QLineEdit(placeholderText="Replace with")
+        self.case = QCheckBox("Aa")
+        self.case.setToolTip("Match case")
+        self.status = QLabel()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 2, 4, 2)
+        for w in (self.find_edit, self.case):
+            row.addWidget(w)
+        for text, slot in (("Previous", lambda: self.find(back=True)), ("Next", self.find)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+        row.addWidget(self.replace_edit)
+        for text, slot in (("Replace", self.replace), ("All", self.replace_all), ("✕", self.hide)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+        row.addWidget(self.status)
+        self.find_edit.returnPressed.connect(self.find)
+        self.hide()
+
+    def open(self, editor, replace: bool = False) -> None:
+        self.editor = editor
+        selected = editor.textCursor().selectedText()
+        if selected and "\u2029" not in selected:
+            self.find_edit.setText(selected)
+        self.replace_edit.setVisible(replace)
+        self.show()
+        self.find_edit.setFocus()
+        self.find_edit.selectAll()
+
+    def _flags(self, back=False):
+        flags = QTextDocument.FindFlag(0)
+        if back:
+            flags |= QTextDocument.FindBackward
+        if self.case.isChecked():
+            flags |= QTextDocument.FindCaseSensitively
+        return flags
+
+    def find(self, back: bool = False) -> bool:
+        if not self.editor or not self.find_edit.text():
+            return False
+        found = self.editor.find(self.find_edit.text(), self._flags(back))
+        if not found:  # wrap around
+            cursor = self.editor.textCursor()
+            cursor.movePosition(cursor.End if back else cursor.Start)
+            self.editor.setTextCursor(cursor)
+            found = self.editor.find(self.find_edit.text(), self._flags(back))
+        self.status.setText("" if found else "not found")
+        return found
+
+    def replace(self) -> None:
+        cursor = self.editor.textCursor() if self.editor else None
+        if cursor and cursor.hasSelection() and cursor.selectedText() == self.find_edit.text():
+            cursor.insertText(self.replace_edit.text())
+        self.find()
+
+    def replace_all(self) -> int:
+        if not self.editor or not self.find_edit.text():
+            return 0
+        doc = self.editor.document()
+        cursor = self.editor.textCursor()
+        cursor.beginEditBlock()
+        n, c = 0, doc.find(self.find_edit.text(), 0, self._flags())
+        while not c.isNull():
+            c.insertText(self.replace_edit.text())
+            n += 1
+            c = doc.find(self.find_edit.text(), c, self._flags())
+        cursor.endEditBlock()
+        self.status.setText(f"{n} replaced")
+        return n

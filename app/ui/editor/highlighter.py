@@ -1,0 +1,140 @@
+"""Pygments highlighting that keeps the lexer's state per block.
+
+Qt asks to highlight one block (line) at a time and re-runs the next block only when a block's
+end state changes. For a pygments RegexLexer the state is its stack of states, so each block is
+lexed alone, starting from the stack the previous block ended with, and the stack it ends with
+becomes the block's state. Editing or appending a line re-lexes that line (and the following
+ones only while their starting state changes), never the whole document.
+
+Pygments' RegexLexer keeps its stack in a local variable; `_lex_line` is its state machine
+(pygments.lexer.RegexLexer.get_tokens_unprocessed) with the stack passed in and handed back.
+"""
+from __future__ import annotations
+
+from pygments.lexer import RegexLexer
+from pygments.lexers import get_lexer_by_name, guess_lexer, guess_lexer_for_filename
+from pygments.styles import get_style_by_name
+from pygments.token import Error, Text, Token, _TokenType
+from pygments.util import ClassNotFound
+from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
+
+
+def lexer_for(filename: str | None, text: str = ""):
+    try:
+        if filename:
+            return guess_lexer_for_filename(filename, text[:4000], stripnl=False)
+        if text.strip():
+            return guess_lexer(text[:4000], stripnl=False)
+    except ClassNotFound:
+        pass
+    return get_lexer_by_name("text", stripnl=False)
+
+
+def _lex_line(lexer: RegexLexer, text: str, stack: tuple[str, ...]):
+    tokendefs = lexer._tokens
+    statestack = list(stack)
+    statetokens = tokendefs[statestack[-1]]
+    pos, out = 0, []
+    while True:
+        for rexmatch, action, new_state in statetokens:
+            m = rexmatch(text, pos)
+            if m:
+                if action is not None:
+                    if type(action) is _TokenType:
+                        out.append((pos, action, m.group()))
+                    else:
+                        out.extend(action(lexer, m))
+                pos = m.end()
+                if new_state is not None:
+                    if isinstance(new_state, tuple):
+                        for state in new_state:
+                            if state == "#pop":
+                                if len(statestack) > 1:
+                                    statestack.pop()
+                            elif state == "#push":
+                                statestack.append(statestack[-1])
+                            else:
+                                statestack.append(state)
+                    elif isinstance(new_state, int):
+                        if abs(new_state) >= len(statestack):
+                            del statestack[1:]
+                        else:
+                            del statestack[new_state:]
+                    elif new_state == "#push":
+                        statestack.append(statestack[-1])
+                    statetokens = tokendefs[statestack[-1]]
+                break
+        else:
+            if pos >= len(text):
+                break
+            if text[pos] == "\n":
+                statestack = ["root"]
+                statetokens = tokendefs["root"]
+                out.append((pos, Text, "\n"))
+                pos += 1
+                continue
+            out.append((pos, Error, text[pos]))
+            pos += 1
+    return out, tuple(statestack)
+
+
+class PygmentsHighlighter(QSyntaxHighlighter):
+    def __init__(self, document, lexer=None, style: str = "default"):
+        super().__init__(document)
+        self.lexer = lexer or get_lexer_by_name("text", stripnl=False)
+        self.lex_calls = 0           # blocks lexed: the tests and the latency benchmark read it
+        self._stacks: list[tuple[str, ...]] = [("root",)]
+        self._stack_ids: dict[tuple[str, ...], int] = {("root",): 0}
+        self._formats: dict = {}
+        self.set_style(style)
+
+    def set_lexer(self, lexer) -> None:
+        self.lexer = lexer
+        self.rehighlight()
+
+    def set_style(self, style: str) -> None:
+        try:
+            self.style = get_style_by_name(style)
+        except ClassNotFound:
+            self.style = get_style_by_name("default")
+        self._formats.clear()
+        self.rehighlight()
+
+    def _format(self, ttype) -> QTextCharFormat:
+        fmt = self._formats.get(ttype)
+        if fmt is None:
+            fmt = QTextCharFormat()
+            s = self.style.style_for_token(ttype)
+            if s.get("color"):
+                fmt.setForeground(QColor("#" + s["color"]))
+            if s.get("bgcolor"):
+                fmt.setBackground(QColor("#" + s["bgcolor"]))
+            if s.get("bold"):
+                fmt.setFontWeight(QFont.Bold)
+            if s.get("italic"):
+                fmt.setFontItalic(True)
+            self._formats[ttype] = fmt
+        return fmt
+
+    def _state_id(self, stack: tuple[str, ...]) -> int:
+        sid = self._stack_ids.get(stack)
+        if sid is None:
+            sid = self._stack_ids[stack] = len(self._stacks)
+            self._stacks.append(stack)
+        return sid
+
+    def highlightBlock(self, text: str) -> None:
+        self.lex_calls += 1
+        prev = self.previousBlockState()
+        stack = self._stacks[prev] if 0 <= prev < len(self._stacks) else ("root",)
+        if isinstance(self.lexer, RegexLexer):
+            tokens, end = _lex_line(self.lexer, text + "\n", stack)
+        else:  # other lexers carry no inspectable state: lex each line on its own
+            tokens = list(self.lexer.get_tokens_unprocessed(text + "\n"))
+            end = ("root",)
+        for pos, ttype, value in tokens:
+            if pos >= len(text):
+                break
+            if ttype is not Text and ttype is not Token:
+                self.setFormat(pos, min(len(value), len(text) - pos), self._format(ttype))
+        self.setCurrentBlockState(self._state_id(end))

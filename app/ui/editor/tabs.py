@@ -1,0 +1,156 @@
+"""Editor tabs: open, save, save as, the unsaved-changes prompt, and autosave for recovery."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
+
+from app.recovery import RecoveryStore
+from app.ui.editor.code_editor import CodeEditor
+from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for
+
+
+class EditorTab(CodeEditor):
+    def __init__(self, path: str | None, text: str, style: str, font_size: int, autosave_s: float,
+                 recovery: RecoveryStore):
+        super().__init__(font_size=font_size)
+        self.path = path
+        self.buffer_id = uuid.uuid4().hex
+        self.recovery = recovery
+        self.setPlainText(text)
+        self.highlighter = PygmentsHighlighter(self.document(), lexer_for(path, text), style)
+        self.document().setModified(False)
+        self._autosave = QTimer(self, singleShot=True, interval=int(autosave_s * 1000))
+        self._autosave.timeout.connect(self.autosave)
+        self.document().contentsChanged.connect(self._changed)
+
+    @property
+    def title(self) -> str:
+        return (Path(self.path).name if self.path else "untitled") + (" •" if self.dirty else "")
+
+    @property
+    def dirty(self) -> bool:
+        return self.document().isModified()
+
+    def _changed(self) -> None:
+        self._autosave.start()
+
+    def autosave(self) -> None:
+        if self.dirty:
+            self.recovery.save(self.buffer_id, self.path, self.toPlainText())
+        else:
+            self.recovery.discard(self.buffer_id)
+
+    def save_to(self, path: str) -> None:
+        tmp = Path(path).with_name(Path(path).name + ".llamadesk-tmp")
+        tmp.write_text(self.toPlainText(), encoding="utf-8")
+        tmp.replace(path)  # never a half-written file where the user's file was
+        if path != self.path:
+            self.path = path
+            self.highlighter.set_lexer(lexer_for(path, self.toPlainText()))
+        self.document().setModified(False)
+        self.recovery.discard(self.buffer_id)
+
+
+class EditorTabs(QTabWidget):
+    current_editor_changed = Signal(object)
+    file_saved = Signal(str)
+
+    def __init__(self, settings, recovery: RecoveryStore | None = None, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.recovery = recovery or RecoveryStore()
+        self.style_name = "default"
+        self.setTabsClosable(True)
+        self.setMovable(True)
+        self.setDocumentMode(True)
+        self.tabCloseRequested.connect(self.close_tab)
+        self.currentChanged.connect(lambda _: self.current_editor_changed.emit(self.current()))
+
+    def current(self) -> EditorTab | None:
+        w = self.currentWidget()
+        return w if isinstance(w, EditorTab) else None
+
+    def editors(self) -> list[EditorTab]:
+        return [self.widget(i) for i in range(self.count())]
+
+    def new_tab(self, path: str | None = None, text: str = "") -> EditorTab:
+        tab = EditorTab(path, text, self.style_name, self.settings.font_size, self.settings.autosave_s,
+                        self.recovery)
+        tab.document().modificationChanged.connect(lambda _=None, t=tab: self._retitle(t))
+        self.addTab(tab, tab.title)
+        self.setCurrentWidget(tab)
+        self.setTabToolTip(self.indexOf(tab), path or "")
+        return tab
+
+    def _retitle(self, tab: EditorTab) -> None:
+        i = self.indexOf(tab)
+        if i >= 0:
+            self.setTabText(i, tab.title)
+
+    def open_file(self, path: str) -> EditorTab | None:
+        for tab in self.editors():
+            if tab.path and Path(tab.path) == Path(path):
+                self.setCurrentWidget(tab)
+                return tab
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            QMessageBox.warning(self, "Open", f"{path} is not a UTF-8 text file.")
+            return None
+        except OSError as exc:
+            QMessageBox.warning(self, "Open", f"Cannot open {path}: {exc.strerror}")
+            return None
+        tab = self.new_tab(path, text)
+        self.settings.add_recent(str(path))
+        return tab
+
+    def save(self, tab: EditorTab | None = None, save_as: bool = False) -> bool:
+        tab = tab or self.current()
+        if tab is None:
+            return False
+        path = tab.path
+        if save_as or not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Save as", path or "")
+            if not path:
+                return False
+        try:
+            tab.save_to(path)
+        except OSError as exc:  # the text stays in the editor and in the recovery folder
+            QMessageBox.warning(self, "Save", f"Cannot save {path}: {exc.strerror or exc}")
+            return False
+        self._retitle(tab)
+        self.setTabToolTip(self.indexOf(tab), path)
+        self.settings.add_recent(path)
+        self.file_saved.emit(path)
+        return True
+
+    def close_tab(self, index: int, ask=None) -> bool:
+        tab = self.widget(index)
+        if tab.dirty:
+            answer = (ask or self._ask_unsaved)(tab)
+            if answer == QMessageBox.Cancel:
+                return False
+            if answer == QMessageBox.Save and not self.save(tab):
+                return False
+        tab.recovery.discard(tab.buffer_id)
+        self.removeTab(index)
+        tab.deleteLater()
+        return True
+
+    def _ask_unsaved(self, tab: EditorTab):
+        return QMessageBox.question(self, "Unsaved changes", f"Save changes to {tab.title.rstrip(' •')}?",
+                                    QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel)
+
+    def close_all(self, ask=None) -> bool:
+        while self.count():
+            if not self.close_tab(0, ask):
+                return False
+        return True
+
+    def set_style(self, style: str) -> None:
+        self.style_name = style
+        for tab in self.editors():
+            tab.highlighter.set_style(style)
