@@ -140,6 +140,7 @@ class AssistantPanel(QWidget):
         self.busy_changed.emit(busy)
 
     def show_message(self, text: str) -> None:
+        self._render_timer.stop()  # a pending repaint of the partial answer must not hide this
         self.view.setHtml(f"<p><i>{html.escape(text)}</i></p>")
 
     async def _stream(self, prompt: str, params: GenerateParams, on_text) -> str | None:

@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.models_dock], [300], Qt.Vertical)
         self.resizeDocks([self.assistant_dock, self.tree_dock], [420, 220], Qt.Horizontal)
         self.tabs.current_editor_changed.connect(lambda _: self.assistant.show_history_for_current())
+        self.tabs.tab_created.connect(lambda tab: tab.escape_pressed.connect(self.assistant.stop))
         self._actions()
         self._restore_layout()
         self.statusBar().showMessage("Ready")

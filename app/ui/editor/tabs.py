@@ -57,6 +57,7 @@ class EditorTab(CodeEditor):
 class EditorTabs(QTabWidget):
     current_editor_changed = Signal(object)
     file_saved = Signal(str)
+    tab_created = Signal(object)
 
     def __init__(self, settings, recovery: RecoveryStore | None = None, parent=None):
         super().__init__(parent)
@@ -83,6 +84,7 @@ class EditorTabs(QTabWidget):
         self.addTab(tab, tab.title)
         self.setCurrentWidget(tab)
         self.setTabToolTip(self.indexOf(tab), path or "")
+        self.tab_created.emit(tab)
         return tab
 
     def _retitle(self, tab: EditorTab) -> None:

@@ -1,0 +1,173 @@
+"""The desktop app with the real engine and model: streaming, stop, crash, recovery, highlighting."""
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QImage, QTextCursor
+
+from app.recovery import RecoveryStore
+from app.settings import Settings
+from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for
+from tests.ui.conftest import until
+
+SOURCE = "def fibonacci(n):\n    "
+
+
+def editor_with(window, text):
+    tab = window.tabs.new_tab("example.py", text)
+    c = tab.textCursor()
+    c.movePosition(QTextCursor.End)
+    tab.setTextCursor(c)
+    return tab
+
+
+def test_completion_streams_as_ghost_text_and_stop_ends_it(gui, smollm):
+    w = gui.window
+    w.settings.max_tokens = 400
+    ticks = []
+    timer = QTimer(interval=10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    async def scenario():
+        assert await w.model_bar.load(str(smollm))
+        tab = editor_with(w, SOURCE)
+        timer.start()
+        w.assistant.complete()
+        await until(lambda: len(tab.ghost) > 20)
+        seen_during = len(ticks)
+        t_stream = time.perf_counter()
+        await until(lambda: len(tab.ghost) > 60)
+        streamed_for = time.perf_counter() - t_stream
+        ticks_while_streaming = len(ticks) - seen_during
+        tab.escape_pressed.emit()  # Esc: stop
+        await until(lambda: w.assistant.generation.done, timeout=10)
+        return tab, ticks_while_streaming, streamed_for
+
+    tab, n_ticks, secs = gui.run(scenario())
+    timer.stop()
+    assert w.assistant.generation.stats.finish_reason in ("cancelled", "length", "stop")
+    assert w.assistant.generation.stats.finish_reason == "cancelled"
+    assert tab.toPlainText() == SOURCE, "ghost text must not enter the document unasked"
+    assert n_ticks >= max(3, int(secs / 0.01 * 0.3)), f"timer starved: {n_ticks} ticks in {secs:.2f} s"
+    ghost = tab.ghost
+    assert ghost
+    tab.accept_ghost()
+    assert tab.toPlainText() == SOURCE + ghost
+    tab.undo()
+    assert tab.toPlainText() == SOURCE, "accepting is one undo step"
+
+
+def test_killed_engine_mid_stream_keeps_text_and_recovers(gui, smollm):
+    w = gui.window
+    w.settings.max_tokens = 300
+
+    async def scenario():
+        assert await w.model_bar.load(str(smollm))
+        tab = editor_with(w, "x = 1\n")
+        before = tab.toPlainText()
+        w.assistant.prompt.setPlainText("Write a long explanation of Python lists.")
+        w.assistant.ask()
+        await until(lambda: len(w.assistant.answer) > 10)
+        os.kill(w.engine.worker_pid, signal.SIGKILL)
+        await until(lambda: w.assistant.generation.done, timeout=20)
+        await asyncio.sleep(0.1)
+        message = w.assistant.view.toPlainText()
+        restart_visible = w.model_bar.restart_btn.isVisible()
+        crashed = w.assistant.generation
+        w.assistant.prompt.setPlainText("Say hello.")
+        w.assistant.ask()
+        await until(lambda: w.assistant.generation is not crashed and w.assistant.generation.done, timeout=60)
+        return tab, before, message, restart_visible
+
+    tab, before, message, restart_visible = gui.run(scenario())
+    assert "engine stopped" in message and "SIGKILL" in message
+    assert tab.toPlainText() == before
+    assert restart_visible
+    assert w.assistant.generation.stats.completion_tokens > 0
+
+
+def test_killed_app_offers_unsaved_text_back(tmp_path):
+    home = tmp_path / "home"
+    text = "def präzise(x):\n    return x  # ünïcode and trailing spaces   \n\n\t tab\n"
+    env = {**os.environ, "LLAMADESK_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+    driver = Path(__file__).with_name("type_and_wait.py")
+    proc = subprocess.Popen([sys.executable, str(driver)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=env, text=True)
+    proc.stdin.write(text.replace("\n", "\\n").replace("\t", "\\t") + "\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    assert line.strip() == "AUTOSAVED", line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    from app.ui.app import build
+
+    os.environ["LLAMADESK_HOME"] = str(home)
+    app, loop, window = build(Settings(), RecoveryStore(home / "data" / "recovery"))
+    try:
+        restored = window.offer_recovery(ask=lambda: True)
+        assert len(restored) == 1
+        assert restored[0].toPlainText() == text
+        assert restored[0].dirty
+    finally:
+        for tab in window.tabs.editors():
+            tab.document().setModified(False)
+        window.close()
+        loop.close()
+
+
+def test_appending_a_line_does_not_relex_earlier_blocks(qapp):
+    from app.ui.editor.code_editor import CodeEditor
+
+    editor = CodeEditor()  # Qt re-highlights edits only in a document that has a layout
+    doc = editor.document()
+    body = "".join(f'def f{i}(x):\n    """doc {i}"""\n    return x + {i}\n\n' for i in range(1250))
+    doc.setPlainText(body)
+    hl = PygmentsHighlighter(doc, lexer_for("big.py"))
+    hl.rehighlight()
+    assert hl.lex_calls >= 5000
+    hl.lex_calls = 0
+    cursor = QTextCursor(doc)
+    cursor.movePosition(QTextCursor.End)
+    cursor.insertText("value = compute(1, 2)")
+    assert 1 <= hl.lex_calls <= 2
+    hl.lex_calls = 0
+    cursor.insertText("\nother = 3")
+    assert 1 <= hl.lex_calls <= 3
+    # opening a docstring changes the state of every later line: those are re-lexed, no others
+    hl.lex_calls = 0
+    at = doc.blockCount() - 10
+    QTextCursor(doc.findBlockByNumber(at)).insertText('"""')
+    assert 2 <= hl.lex_calls <= doc.blockCount() - at
+
+
+def test_multiline_string_state_carries_across_blocks(qapp):
+    from app.ui.editor.code_editor import CodeEditor
+
+    editor = CodeEditor()
+    doc = editor.document()
+    doc.setPlainText('x = """\nnot code: def class\n"""\ny = 1\n')
+    hl = PygmentsHighlighter(doc, lexer_for("a.py"))
+    hl.rehighlight()
+    inside = doc.findBlockByNumber(1).userState()
+    outside = doc.findBlockByNumber(3).userState()
+    assert inside != outside and outside == 0
+
+
+def test_every_panel_builds_and_screenshots_are_not_blank(tmp_path):
+    for panel in ("editor", "assistant", "models", "humaneval", "decontam", "settings"):
+        out = tmp_path / f"{panel}.png"
+        r = subprocess.run([sys.executable, "-m", "app", "--screenshot", str(out), "--panel", panel],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        assert r.returncode == 0, (panel, r.stderr)
+        img = QImage(str(out))
+        assert img.width() > 300 and img.height() > 200
+        colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+        assert len(colours) > 20, f"{panel} screenshot looks blank"
