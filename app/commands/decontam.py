@@ -8,10 +8,6 @@ import time
 from pathlib import Path
 
 from app import paths
-from app.bench import humaneval as he
-from app.bench.decontam import Settings
-from app.bench.decontam_inputs import Cancelled, InputError
-from app.bench.decontam_run import run_check
 from app.cli import UserError
 
 
@@ -33,6 +29,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from app.bench import humaneval as he
+    from app.bench.decontam import Settings
+    from app.bench.decontam_inputs import Cancelled, InputError
+    from app.bench.decontam_run import run_check
+
     if args.length < 2 or args.samples < 1:
         raise UserError("--length must be at least 2 and --samples at least 1")
     try:

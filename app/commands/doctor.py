@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import platform
 import sys
-from importlib import metadata
 
 from app import __version__, paths
 
 
 def _version(dist: str) -> str:
+    from importlib import metadata
+
     try:
         return metadata.version(dist)
-    except metadata.PackageNotFoundError:
+    except Exception:  # PackageNotFoundError
         return "not installed"
 
 

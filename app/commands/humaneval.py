@@ -1,7 +1,6 @@
 """`llamadesk humaneval`: the self-test from the command line."""
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -124,6 +123,8 @@ class ProgressLine:
 
 
 async def run(args) -> int:
+    import asyncio
+
     from app.bench import humaneval as he
     from app.bench.runner import HumanEvalRun
     from app.bench.sandbox import Sandbox

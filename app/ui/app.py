@@ -2,7 +2,6 @@
 `--screenshot` (offscreen: show one panel, save a PNG, exit)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import logging.handlers
 import os
@@ -70,15 +69,10 @@ def install_exception_dialog(window, loop) -> None:
     loop.set_exception_handler(loop_handler)
 
 
-def build(settings=None, recovery=None):
-    """QApplication, event loop and window, as `llamadesk` makes them (the tests use this)."""
-    os.environ.setdefault("QT_API", "pyside6")
+def make_app(settings):
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
-    import qasync  # after PySide6, so that qasync binds to it
 
-    from app.settings import Settings
-    from app.ui.main_window import MainWindow
     from app.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -86,11 +80,31 @@ def build(settings=None, recovery=None):
     icon = paths_resource("icons/llamadesk.svg")
     if icon:
         app.setWindowIcon(QIcon(str(icon)))
-    settings = settings or Settings.load()
     apply_theme(app, settings.theme)
+    return app
+
+
+def make_loop(app):
+    import asyncio
+
+    os.environ.setdefault("QT_API", "pyside6")
+    import qasync  # after PySide6, so that qasync binds to it
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    return loop
+
+
+def build(settings=None, recovery=None):
+    """QApplication, event loop and window, as `llamadesk` makes them (the tests use this)."""
+    from app.settings import Settings
+    from app.ui.main_window import MainWindow
+
+    settings = settings or Settings.load()
+    app = make_app(settings)
     window = MainWindow(settings, recovery)
+    loop = make_loop(app)
+    window.finish()
     install_exception_dialog(window, loop)
     return app, loop, window
 
@@ -106,16 +120,38 @@ def paths_resource(rel: str):
 
 
 def run_gui(args) -> int:
+    import time
+
+    from app.settings import Settings
+    from app.ui.main_window import MainWindow
+
     setup_logging()
-    app, loop, window = build()
+    settings = Settings.load()
+    app = make_app(settings)
+    window = MainWindow(settings)
     if getattr(args, "open", None):
         window.tabs.open_file(args.open)
     window.show()
+    app.processEvents()  # the window is on screen now; the rest fills in behind it
+    probe = os.environ.get("LLAMADESK_STARTUP_PROBE")
+    if probe:
+        print(f"SHOWN {time.time():.6f}", flush=True)
+    loop = make_loop(app)
+    window.finish()
+    install_exception_dialog(window, loop)
     if getattr(args, "screenshot", None):
         return _screenshot(app, loop, window, args.screenshot, args.panel or "editor")
     from PySide6.QtCore import QTimer
 
     QTimer.singleShot(0, window.startup)
+    if probe:  # tests/bench/startup.py: also when the panels are filled, then quit
+        def filled():
+            print(f"FILLED {time.time():.6f}", flush=True)
+            app.quit()
+
+        QTimer.singleShot(0, filled)
+    import asyncio
+
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
     with loop:
@@ -130,6 +166,8 @@ def _screenshot(app, loop, window, out: str, panel: str) -> int:
     if panel not in PANELS:
         print(f"llamadesk: --panel must be one of {', '.join(PANELS)}", file=sys.stderr)
         return 2
+
+    import asyncio
 
     async def shoot() -> int:
         window.startup(ask_recovery=lambda: False)

@@ -2,7 +2,6 @@
 EngineClient; panels reach it through `window.engine`."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from pathlib import Path
@@ -13,29 +12,26 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFileSystemModel, QInpu
                                QMessageBox, QToolBar, QTreeView, QVBoxLayout, QWidget)
 
 from app import __version__, paths
-from app.engine.client import EngineClient
 from app.recovery import RecoveryStore
 from app.settings import Settings
-from app.ui.assistant import AssistantPanel
-from app.ui.bench_panel import BenchPanel
-from app.ui.decontam_panel import DecontamPanel
 from app.ui.editor.find_bar import FindBar
 from app.ui.editor.tabs import EditorTabs
-from app.ui.model_bar import ModelBar
-from app.ui.models_panel import ModelsPanel
-from app.ui.settings_dialog import SettingsDialog
 
 log = logging.getLogger("llamadesk")
 
 
 class MainWindow(QMainWindow):
+    """Built in two steps so that the window appears at once: the constructor makes the editor,
+    file tree and menus (Qt and pygments only); `finish()` then adds the engine, the model bar,
+    the assistant and the panels, whose imports (asyncio, the engine, QtCharts) take longer."""
+
     def __init__(self, settings: Settings | None = None, recovery: RecoveryStore | None = None):
         super().__init__()
         self.settings = settings or Settings.load()
         self.setWindowTitle("LlamaDesk")
         self.resize(1400, 900)
-        self.engine = EngineClient(on_state=self._engine_state)
         self.recovery = recovery or RecoveryStore()
+        self.engine = None
 
         self.tabs = EditorTabs(self.settings, self.recovery)
         self.tabs.set_style(self.pygments_style())
@@ -47,11 +43,6 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.find_bar)
         self.setCentralWidget(center)
 
-        self.model_bar = ModelBar(self)
-        bar = QToolBar("Model", objectName="model_toolbar")
-        bar.addWidget(self.model_bar)
-        self.addToolBar(bar)
-
         self.tree_model = QFileSystemModel()
         self.tree_model.setFilter(QDir.AllDirs | QDir.Files | QDir.NoDotAndDotDot)
         self.tree = QTreeView()
@@ -62,7 +53,22 @@ class MainWindow(QMainWindow):
         self.tree.doubleClicked.connect(self._tree_open)
         self.tree_dock = self._dock("Project", self.tree, Qt.LeftDockWidgetArea)
         self.set_project(self.settings.project_folder or str(Path.cwd()))
+        self._file_actions()
+        self.statusBar().showMessage("Starting…")
 
+    def finish(self) -> None:
+        from app.engine.client import EngineClient
+        from app.ui.assistant import AssistantPanel
+        from app.ui.bench_panel import BenchPanel
+        from app.ui.decontam_panel import DecontamPanel
+        from app.ui.model_bar import ModelBar
+        from app.ui.models_panel import ModelsPanel
+
+        self.engine = EngineClient(on_state=self._engine_state)
+        self.model_bar = ModelBar(self)
+        bar = QToolBar("Model", objectName="model_toolbar")
+        bar.addWidget(self.model_bar)
+        self.addToolBar(bar)
         self.assistant = AssistantPanel(self)
         self.models_panel = ModelsPanel(self)
         self.bench_panel = BenchPanel(self)
@@ -78,7 +84,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.assistant_dock, self.tree_dock], [420, 220], Qt.Horizontal)
         self.tabs.current_editor_changed.connect(lambda _: self.assistant.show_history_for_current())
         self.tabs.tab_created.connect(lambda tab: tab.escape_pressed.connect(self.assistant.stop))
-        self._actions()
+        for tab in self.tabs.editors():
+            tab.escape_pressed.connect(self.assistant.stop)
+        self._assistant_actions()
         self._restore_layout()
         self.statusBar().showMessage("Ready")
 
@@ -117,7 +125,7 @@ class MainWindow(QMainWindow):
         menu.addAction(act)
         return act
 
-    def _actions(self) -> None:
+    def _file_actions(self) -> None:
         mb = self.menuBar()
         f = mb.addMenu("&File")
         self._action(f, "New", lambda: self.tabs.new_tab(), QKeySequence.New)
@@ -135,6 +143,9 @@ class MainWindow(QMainWindow):
         self._action(e, "Go to line…", self.go_to_line, "Ctrl+G")
         self._action(e, "Zoom in", lambda: self._with_editor(lambda ed: ed.zoom(1)), QKeySequence.ZoomIn)
         self._action(e, "Zoom out", lambda: self._with_editor(lambda ed: ed.zoom(-1)), QKeySequence.ZoomOut)
+
+    def _assistant_actions(self) -> None:
+        mb = self.menuBar()
         a = mb.addMenu("&Assistant")
         self._action(a, "Complete at cursor", self.assistant.complete, "Ctrl+Return")
         self._action(a, "Ask", self.assistant.ask, "Ctrl+Shift+Return")
@@ -229,7 +240,8 @@ class MainWindow(QMainWindow):
             return
         self._save_layout()
         self.settings.save()
-        self.engine.kill()
+        if self.engine is not None:
+            self.engine.kill()
         event.accept()
 
     # --- engine state --------------------------------------------------------------------------
@@ -251,6 +263,8 @@ class MainWindow(QMainWindow):
         return "monokai" if self.settings.theme == "dark" else "default"
 
     def open_settings(self) -> None:
+        from app.ui.settings_dialog import SettingsDialog
+
         dlg = SettingsDialog(self.settings, self)
         if dlg.exec():
             dlg.apply()
@@ -282,7 +296,7 @@ class MainWindow(QMainWindow):
             lines = (paths.log_dir() / "llamadesk.log").read_text(errors="replace").splitlines()[-100:]
         except OSError:
             lines = []
-        engine_log = self.engine.log_tail[-50:]
+        engine_log = self.engine.log_tail[-50:] if self.engine else []
         return text + "\n\n--- recent log ---\n" + "\n".join(lines) + "\n\n--- engine ---\n" + "\n".join(engine_log)
 
     def copy_diagnostics(self) -> None:

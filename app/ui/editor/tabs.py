@@ -9,12 +9,13 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
 
 from app.recovery import RecoveryStore
 from app.ui.editor.code_editor import CodeEditor
-from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for
 
 
 class EditorTab(CodeEditor):
     def __init__(self, path: str | None, text: str, style: str, font_size: int, autosave_s: float,
                  recovery: RecoveryStore):
+        from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for  # pygments: after the window shows
+
         super().__init__(font_size=font_size)
         self.path = path
         self.buffer_id = uuid.uuid4().hex
@@ -48,6 +49,8 @@ class EditorTab(CodeEditor):
         tmp.write_text(self.toPlainText(), encoding="utf-8")
         tmp.replace(path)  # never a half-written file where the user's file was
         if path != self.path:
+            from app.ui.editor.highlighter import lexer_for
+
             self.path = path
             self.highlighter.set_lexer(lexer_for(path, self.toPlainText()))
         self.document().setModified(False)
