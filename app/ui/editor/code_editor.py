@@ -214,6 +214,10 @@ class CodeEditor(QPlainTextEdit):
         painter.end()
 
     def _highlight_line(self) -> None:
+        block = self.textCursor().blockNumber()
+        if block == getattr(self, "_current_block", None):
+            return  # typing (or a streamed token) within the line: nothing to repaint here
+        self._current_block = block
         sel = QTextEdit.ExtraSelection()
         color = QColor(self.palette().highlight().color())
         color.setAlpha(28)
