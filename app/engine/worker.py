@@ -153,7 +153,9 @@ class Worker:
             # new tokens land in the cache: start clean so that unrelated requests (HumanEval
             # tasks one after another) give exactly what a fresh process gives.
             cached = 0
-            llm._ctx.kv_cache_clear()
+            # Reset the cells but not their memory: zeroing a 4096-token cache costs ~30 ms.
+            if llm._ctx.memory is not None:
+                llama_cpp.llama_memory_clear(llm._ctx.memory, False)
         llm.n_tokens = cached
         todo = len(tokens) - 1
         for start in range(cached, todo, self.n_batch):

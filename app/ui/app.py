@@ -170,6 +170,7 @@ def _screenshot(app, loop, window, out: str, panel: str) -> int:
     import asyncio
 
     async def shoot() -> int:
+        window.resize(1400, 900)  # the same picture whatever layout was saved
         window.startup(ask_recovery=lambda: False)
         editor = window.current_editor()
         if editor is not None and not editor.toPlainText():

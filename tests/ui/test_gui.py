@@ -92,7 +92,7 @@ def test_killed_engine_mid_stream_keeps_text_and_recovers(gui, smollm):
     assert w.assistant.generation.stats.completion_tokens > 0
 
 
-def test_killed_app_offers_unsaved_text_back(tmp_path):
+def test_killed_app_offers_unsaved_text_back(tmp_path, monkeypatch):
     home = tmp_path / "home"
     text = "def präzise(x):\n    return x  # ünïcode and trailing spaces   \n\n\t tab\n"
     env = {**os.environ, "LLAMADESK_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
@@ -108,7 +108,7 @@ def test_killed_app_offers_unsaved_text_back(tmp_path):
 
     from app.ui.app import build
 
-    os.environ["LLAMADESK_HOME"] = str(home)
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
     app, loop, window = build(Settings(), RecoveryStore(home / "data" / "recovery"))
     try:
         restored = window.offer_recovery(ask=lambda: True)

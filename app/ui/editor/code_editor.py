@@ -184,8 +184,14 @@ class CodeEditor(QPlainTextEdit):
     def _scroll_numbers(self, rect, dy):
         if dy:
             self._numbers.scroll(0, dy)
-        else:
-            self._numbers.update(0, rect.y(), self._numbers.width(), rect.height())
+            return
+        # The numbers only change with scrolling, line count, current line or size, not with
+        # the text inside a line (which, once highlighted, Qt repaints as a whole viewport).
+        key = (self.firstVisibleBlock().blockNumber(), self.blockCount(),
+               self.textCursor().blockNumber(), self.viewport().height(), self.font().pointSize())
+        if key != getattr(self, "_numbers_key", None):
+            self._numbers_key = key
+            self._numbers.update()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
