@@ -2,11 +2,12 @@
 assistant's ghost text (a completion shown in grey at the cursor until Tab accepts it)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
 INDENT = "    "
+FRAME_MS = 16
 
 
 class _LineNumbers(QWidget):
@@ -41,6 +42,22 @@ class CodeEditor(QPlainTextEdit):
         self.cursorPositionChanged.connect(self._highlight_line)
         self._update_margin()
         self._highlight_line()
+        # Paint at most once a frame while text pours in (streamed tokens): once a line is
+        # highlighted, Qt repaints the whole viewport for every change to it.
+        self._frame = QTimer(self, singleShot=True, interval=FRAME_MS)
+        self._frame.timeout.connect(self._end_frame)
+        self.document().contentsChange.connect(self._begin_frame)
+
+    def _begin_frame(self, *_):
+        if not self._frame.isActive():
+            self._frame.start()  # the first change paints at once (typing stays immediate)
+        elif self.viewport().updatesEnabled():
+            self.viewport().setUpdatesEnabled(False)  # the next ones wait for the frame's end
+
+    def _end_frame(self) -> None:
+        if not self.viewport().updatesEnabled():
+            self.viewport().setUpdatesEnabled(True)
+            self.viewport().update()
 
     # --- ghost text --------------------------------------------------------------------------
     def show_ghost(self, text: str) -> None:
