@@ -24,18 +24,6 @@ def register(sub) -> None:
     c.add_argument("--stats", action="store_true", help="print one JSON line of statistics on stderr")
 
 
-def resolve_gpu_layers(requested, info, n_ctx: int) -> tuple[int, str]:
-    """--gpu-layers auto asks the planner; a number is taken as given."""
-    from app.engine import hardware
-
-    if requested != "auto":
-        return int(requested), f"{requested} GPU layers as requested"
-    hw = hardware.detect()
-    plan = hardware.plan_offload(hardware.ModelLayout.from_gguf(info), n_ctx,
-                                 free_vram=hw.free_vram, free_ram=hw.ram_available)
-    return plan.n_gpu_layers, plan.reason
-
-
 async def run(args) -> int:
     from app.engine import hardware, prompts
     from app.engine.client import EngineClient, EngineError
@@ -49,7 +37,7 @@ async def run(args) -> int:
         raise UserError(str(exc)) from None
     if args.ctx <= 0 or args.max_tokens <= 0:
         raise UserError("--ctx and --max-tokens must be positive")
-    n_gpu_layers, why = resolve_gpu_layers(args.gpu_layers, info, args.ctx)
+    n_gpu_layers, why = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
     threads = args.threads or hardware.detect().default_threads
 
     async with EngineClient() as client:

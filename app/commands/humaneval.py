@@ -128,7 +128,6 @@ async def run(args) -> int:
     from app.bench import humaneval as he
     from app.bench.runner import HumanEvalRun
     from app.bench.sandbox import Sandbox
-    from app.commands.complete import resolve_gpu_layers
     from app.engine import hardware
     from app.engine.client import EngineClient, EngineError
     from app.models import gguf_file
@@ -166,7 +165,7 @@ async def run(args) -> int:
                                             args.max_tokens, chat_format)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            n_gpu, _ = resolve_gpu_layers(args.gpu_layers or "auto", info, args.ctx)
+            n_gpu, _ = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
             engine = EngineClient()
             try:
                 await engine.load(args.model, n_ctx=args.ctx, n_gpu_layers=n_gpu,

@@ -271,3 +271,12 @@ def detect() -> Hardware:
     return Hardware(backend=backend, gpu_offload=backend != "CPU" and bool(gpus), gpus=gpus,
                     ram_total=total, ram_available=available, logical_cpus=os.cpu_count() or 1,
                     physical_cores=_physical_cores())
+
+
+def resolve_gpu_layers(requested, info, n_ctx: int = DEFAULT_CTX) -> tuple[int, str]:
+    """`auto` (or None) asks the planner with this machine's free memory; a number is taken as given."""
+    if requested not in (None, "auto"):
+        return int(requested), f"{requested} GPU layers, as set"
+    hw = detect()
+    plan = plan_offload(ModelLayout.from_gguf(info), n_ctx, free_vram=hw.free_vram, free_ram=hw.ram_available)
+    return plan.n_gpu_layers, plan.reason

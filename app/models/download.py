@@ -109,7 +109,7 @@ def resolve(repo: str, filename: str, revision: str = "main", token: str | bool 
         raise DownloadError(f"{repo}/{filename} was not found on the hub") from None
     except HfHubHTTPError as exc:
         raise DownloadError(f"the hub refused {repo}/{filename}: {str(exc).splitlines()[0]}") from None
-    except (OSError, Exception) as exc:  # httpx/requests connection errors differ by version
+    except Exception as exc:  # connection errors are httpx's or requests' depending on the version
         raise DownloadError(f"cannot reach the hub for {repo}/{filename}: {exc}") from None
     if not meta.etag or len(meta.etag) != 64 or meta.size is None or not meta.commit_hash:
         raise DownloadError(f"the hub gave no sha256 and size for {repo}/{filename} (not an LFS file?)")

@@ -250,8 +250,6 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
     n_head_kv = arch_int("attention.head_count_kv", n_head)
     head_dim = n_embd // n_head if n_head else 0
     tokens = meta.get("tokenizer.ggml.tokens")
-    if not isinstance(tokens, _ArrayInfo) and layer_bytes == Counter() and total == 0 and n_tensors:
-        raise GGUFError(f"{label} holds no tensor data")
     info = GGUFInfo(
         path=p, file_size=size, version=version, architecture=arch,
         name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else p.stem,

@@ -103,15 +103,10 @@ class ModelBar(QWidget):
 
     def gpu_layers_for(self, info: gguf_file.GGUFInfo, n_ctx: int) -> tuple[int, str]:
         text = self.gpu.currentText().strip()
-        if text != "auto":
-            try:
-                return int(text), f"{text} GPU layers, as set"
-            except ValueError:
-                self.gpu.setCurrentText("auto")
-        hw = hardware.detect()
-        plan = hardware.plan_offload(hardware.ModelLayout.from_gguf(info), n_ctx,
-                                     free_vram=hw.free_vram, free_ram=hw.ram_available)
-        return plan.n_gpu_layers, plan.reason
+        if text != "auto" and not text.lstrip("-").isdigit():
+            self.gpu.setCurrentText("auto")
+            text = "auto"
+        return hardware.resolve_gpu_layers(text, info, n_ctx)
 
     async def load(self, path: str) -> bool:
         s = self.window.settings
