@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app import paths
 from app.cli import UserError
+from app.commands.status_line import StatusLine
 
 
 def register(sub) -> None:
@@ -42,18 +43,12 @@ def run(args) -> int:
         raise UserError(f"cannot read the problems: {exc}") from None
     settings = Settings(length=args.length, samples=args.samples, seed=args.seed,
                         casefold=args.casefold, exhaustive=args.exhaustive, fields=args.fields)
-    tty = sys.stderr.isatty()
-    last = [0.0]
+    line = StatusLine(tty_every_s=0.2, log_every_s=5.0)
 
     def progress(p):
-        now = time.monotonic()
-        if now - last[0] < (0.2 if tty else 5.0) and p.done_bytes < p.total_bytes:
-            return
-        last[0] = now
         rate = p.done_bytes / 1e6 / p.elapsed_s if p.elapsed_s else 0
-        line = f"{p.done_bytes / 1e6:,.0f}/{p.total_bytes / 1e6:,.0f} MB  {rate:.0f} MB/s"
-        sys.stderr.write(("\r" + line) if tty else line + "\n")
-        sys.stderr.flush()
+        line.show(f"{p.done_bytes / 1e6:,.0f}/{p.total_bytes / 1e6:,.0f} MB  {rate:.0f} MB/s",
+                  force=p.done_bytes >= p.total_bytes)
 
     cancel = threading.Event()
     try:
@@ -64,8 +59,7 @@ def run(args) -> int:
     except (KeyboardInterrupt, Cancelled):
         print("\ncancelled", file=sys.stderr)
         return 130
-    if tty:
-        sys.stderr.write("\n")
+    line.end()
     out = Path(args.out) if args.out else paths.ensure(paths.results_dir()) / \
         f"decontam-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=1))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app import paths
 from app.cli import UserError, gpu_layers_arg
+from app.commands.status_line import StatusLine, eta_text
 
 RUN_FILE = "run.json"
 # Settings that a resumed run takes from run.json rather than from the command line.
@@ -104,22 +105,14 @@ def given_samples(args, problems: list[dict]) -> tuple[list[dict] | None, list[d
 
 
 class ProgressLine:
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last = 0.0
+    def __init__(self):
+        self.line = StatusLine(tty_every_s=0.0, log_every_s=2.0)
 
     def __call__(self, p) -> None:
-        now = time.monotonic()
-        if not self.tty and now - self.last < 2.0 and p.done < p.total:
-            return
-        self.last = now
-        eta = f"ETA {int(p.eta_s // 60)}m{int(p.eta_s % 60):02d}s" if p.eta_s is not None else "ETA -"
         rate = f"  {p.tokens_per_s:.1f} tok/s" if p.tokens_per_s else ""
         pct = f" ({100 * p.passed / p.done:.1f}%)" if p.done else ""
-        line = f"[{p.done:>4}/{p.total}] passed {p.passed}{pct}  {eta}{rate}"
-        self.stream.write(("\r" + line + " " * 8) if self.tty else line + "\n")
-        self.stream.flush()
+        self.line.show(f"[{p.done:>4}/{p.total}] passed {p.passed}{pct}  {eta_text(p.eta_s)}{rate}",
+                       force=p.done >= p.total)
 
 
 async def run(args) -> int:
@@ -176,10 +169,11 @@ async def run(args) -> int:
                      "quantization": info.quantization, "file_size": info.file_size,
                      "n_ctx": args.ctx, "n_gpu_layers": n_gpu}
         mode = "canonical" if args.canonical else "evaluate" if args.evaluate else "generate"
+        progress = ProgressLine()
         runner = HumanEvalRun(out, problems, protocol=protocol, samples=args.samples if given is None else 1,
                               engine=engine, sandbox=sandbox, model=model, seed=args.seed or 0,
                               given_samples=given, note={"mode": mode, **note},
-                              on_progress=ProgressLine())
+                              on_progress=progress)
         try:
             summary = await runner.run()
         except EngineError as exc:
@@ -192,8 +186,7 @@ async def run(args) -> int:
         if engine is not None:
             await engine.close()
         await sandbox.close()
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    progress.line.end()
     if note.get("excluded_contaminated") is not None:
         print(f"scored only clean tasks: {len(note['excluded_contaminated'])} contaminated tasks excluded")
     print(f"results in {out}")

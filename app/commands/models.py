@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 
 from app.cli import UserError
+from app.commands.status_line import StatusLine, eta_text
 
 
 def register(sub) -> None:
@@ -74,20 +74,13 @@ def _refresh(args) -> int:
 
 class _ProgressLine:
     def __init__(self):
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
+        self.line = StatusLine(tty_every_s=0.25, log_every_s=5.0)
 
     def __call__(self, p) -> None:
-        now = time.monotonic()
-        if p.stage == "downloading" and now - self.last < (0.25 if self.tty else 5.0):
-            return
-        self.last = now
         pct = 100 * p.done / p.total if p.total else 0
-        eta = f" ETA {int(p.eta_s // 60)}m{int(p.eta_s % 60):02d}s" if p.eta_s else ""
-        line = (f"{p.stage}: {p.done / 1e9:.2f}/{p.total / 1e9:.2f} GB ({pct:.0f}%) "
-                f"{p.speed / 1e6:.1f} MB/s{eta}")
-        sys.stderr.write(("\r" + line + "   ") if self.tty else line + "\n")
-        sys.stderr.flush()
+        eta = f" {eta_text(p.eta_s)}" if p.eta_s else ""
+        self.line.show(f"{p.stage}: {p.done / 1e9:.2f}/{p.total / 1e9:.2f} GB ({pct:.0f}%) "
+                       f"{p.speed / 1e6:.1f} MB/s{eta}", force=p.stage != "downloading")
 
 
 def _download(args) -> int:
@@ -106,15 +99,15 @@ def _download(args) -> int:
     cancel = threading.Event()
     try:
         remote = download.resolve(repo, filename, args.revision)
-        path = download.Downloader(remote, cancel=cancel, progress=_ProgressLine()).run()
+        progress = _ProgressLine()
+        path = download.Downloader(remote, cancel=cancel, progress=progress).run()
     except download.DownloadError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt:
         cancel.set()
         print("\ncancelled; run the same command to resume", file=sys.stderr)
         return 130
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    progress.line.end()
     print(path)
     return 0
 

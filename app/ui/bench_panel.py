@@ -244,23 +244,24 @@ class BenchPanel(QWidget):
         chart.legend().hide()
         self.chart.setChart(chart)
 
-    def _export(self) -> None:
+    def _selected_run(self, hint: str):
         rows = self.past.selectedIndexes()
         if not rows:
-            self.status.setText("Select a past run to export.")
-            return
-        folder, _ = self._past[rows[0].row()]
-        dest = QFileDialog.getExistingDirectory(self, "Export run to")
+            self.status.setText(hint)
+            return None
+        return self._past[rows[0].row()][0]
+
+    def _export(self) -> None:
+        folder = self._selected_run("Select a past run to export.")
+        dest = QFileDialog.getExistingDirectory(self, "Export run to") if folder else ""
         if dest:
             shutil.copytree(folder, Path(dest) / folder.name, dirs_exist_ok=True)
             self.status.setText(f"Exported to {Path(dest) / folder.name}")
 
     def _resume(self) -> None:
-        rows = self.past.selectedIndexes()
-        if not rows:
-            self.status.setText("Select an incomplete run to resume.")
+        folder = self._selected_run("Select an incomplete run to resume.")
+        if folder is None:
             return
-        folder, s = self._past[rows[0].row()]
         done = {json.loads(l)["task_id"] for l in (folder / "samples.jsonl").read_text().splitlines() if l.strip()} \
             if (folder / "samples.jsonl").exists() else set()
         limit = max(len(done), self.limit.value())
