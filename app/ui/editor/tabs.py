@@ -4,24 +4,30 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
 
 from app.recovery import RecoveryStore
+from app.ui.editor import text_file
 from app.ui.editor.code_editor import CodeEditor
 
 
 class EditorTab(CodeEditor):
     def __init__(self, path: str | None, text: str, style: str, font_size: int, autosave_s: float,
-                 recovery: RecoveryStore):
+                 recovery: RecoveryStore, fmt: text_file.TextFormat | None = None, plain: bool = False):
         from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for  # pygments: after the window shows
 
         super().__init__(font_size=font_size)
         self.path = path
+        self.format = fmt or text_file.TextFormat()
+        self.plain = plain             # too large to highlight: shown as plain text
         self.buffer_id = uuid.uuid4().hex
         self.recovery = recovery
         self.setPlainText(text)
-        self.highlighter = PygmentsHighlighter(self.document(), lexer_for(path, text), style)
+        lexer = lexer_for(None, "") if plain else lexer_for(path, text)
+        # lazy: only the first screens are lexed before the first paint, the rest when idle
+        self.highlighter = PygmentsHighlighter(self.document(), lexer, style, lazy=True)
+        self.first_paint.connect(self.highlighter.start_idle)
         self.document().setModified(False)
         self._autosave = QTimer(self, singleShot=True, interval=int(autosave_s * 1000))
         self._autosave.timeout.connect(self.autosave)
@@ -45,14 +51,13 @@ class EditorTab(CodeEditor):
             self.recovery.discard(self.buffer_id)
 
     def save_to(self, path: str) -> None:
-        tmp = Path(path).with_name(Path(path).name + ".llamadesk-tmp")
-        tmp.write_text(self.toPlainText(), encoding="utf-8")
-        tmp.replace(path)  # never a half-written file where the user's file was
+        text_file.write(path, self.toPlainText(), self.format)  # raises FileProblem; the text stays
         if path != self.path:
             from app.ui.editor.highlighter import lexer_for
 
             self.path = path
-            self.highlighter.set_lexer(lexer_for(path, self.toPlainText()))
+            if not self.plain:
+                self.highlighter.set_lexer(lexer_for(path, self.toPlainText()))
         self.document().setModified(False)
         self.recovery.discard(self.buffer_id)
 
@@ -61,6 +66,7 @@ class EditorTabs(QTabWidget):
     current_editor_changed = Signal(object)
     file_saved = Signal(str)
     tab_created = Signal(object)
+    notice = Signal(str)          # a one-line note for the status bar
 
     def __init__(self, settings, recovery: RecoveryStore | None = None, parent=None):
         super().__init__(parent)
@@ -72,6 +78,14 @@ class EditorTabs(QTabWidget):
         self.setDocumentMode(True)
         self.tabCloseRequested.connect(self.close_tab)
         self.currentChanged.connect(lambda _: self.current_editor_changed.emit(self.current()))
+        self.warn = self._warn_box
+
+    def _warn_box(self, title: str, text: str) -> None:
+        """Says what went wrong without blocking: --screenshot and tests never wait on a modal."""
+        box = QMessageBox(QMessageBox.Warning, title, text, QMessageBox.Ok, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+        self.notice.emit(text)
 
     def current(self) -> EditorTab | None:
         w = self.currentWidget()
@@ -80,9 +94,10 @@ class EditorTabs(QTabWidget):
     def editors(self) -> list[EditorTab]:
         return [self.widget(i) for i in range(self.count())]
 
-    def new_tab(self, path: str | None = None, text: str = "") -> EditorTab:
+    def new_tab(self, path: str | None = None, text: str = "", fmt: text_file.TextFormat | None = None,
+                plain: bool = False) -> EditorTab:
         tab = EditorTab(path, text, self.style_name, self.settings.font_size, self.settings.autosave_s,
-                        self.recovery)
+                        self.recovery, fmt, plain)
         tab.document().modificationChanged.connect(lambda _=None, t=tab: self._retitle(t))
         self.addTab(tab, tab.title)
         self.setCurrentWidget(tab)
@@ -101,14 +116,19 @@ class EditorTabs(QTabWidget):
                 self.setCurrentWidget(tab)
                 return tab
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            QMessageBox.warning(self, "Open", f"{path} is not a UTF-8 text file.")
+            f = text_file.read(path)
+        except text_file.FileProblem as exc:
+            self.warn("Open", str(exc))
             return None
-        except OSError as exc:
-            QMessageBox.warning(self, "Open", f"Cannot open {path}: {exc.strerror}")
-            return None
-        tab = self.new_tab(path, text)
+        tab = self.new_tab(path, f.text, f.format, f.plain)
+        notes = []
+        if f.plain:
+            notes.append(f"{Path(path).name} is {f.size / 1e6:.0f} MB: shown as plain text, without highlighting")
+        if f.format.encoding == "latin-1":
+            notes.append(f"{Path(path).name} is not UTF-8: opened as Latin-1, and saved the same way")
+        if notes:
+            self.setTabToolTip(self.indexOf(tab), f"{path}\n" + "\n".join(notes))
+            self.notice.emit("; ".join(notes) + ".")
         self.settings.add_recent(str(path))
         return tab
 
@@ -123,8 +143,8 @@ class EditorTabs(QTabWidget):
                 return False
         try:
             tab.save_to(path)
-        except OSError as exc:  # the text stays in the editor and in the recovery folder
-            QMessageBox.warning(self, "Save", f"Cannot save {path}: {exc.strerror or exc}")
+        except text_file.FileProblem as exc:  # the text stays in the editor and in the recovery folder
+            self.warn("Save", str(exc))
             return False
         self._retitle(tab)
         self.setTabToolTip(self.indexOf(tab), path)
