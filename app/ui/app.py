@@ -152,11 +152,7 @@ def run_gui(args) -> int:
         return _screenshot(app, loop, window, shot, args.panel or "editor")
     from PySide6.QtCore import QTimer
 
-    def start():
-        window.startup()
-        window.startup_restore()
-
-    QTimer.singleShot(0, start)
+    QTimer.singleShot(0, window.startup)
     if probe:  # tests/bench/startup.py: also when the panels are filled, then quit
         def filled():
             print(f"FILLED {time.time():.6f}", flush=True)
@@ -185,7 +181,7 @@ def _screenshot(app, loop, window, out: str, panel: str) -> int:
     async def shoot() -> int:
         window._saver.stop()  # a screenshot changes nothing the user keeps
         window.resize(*SCREENSHOT_SIZE)  # the same picture whatever layout was saved
-        window.startup(recover=False)
+        window.startup(interactive=False)
         editor = window.current_editor()
         if editor is not None and not editor.toPlainText():
             editor.setPlainText(SAMPLE)

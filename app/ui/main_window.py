@@ -329,20 +329,19 @@ class MainWindow(QMainWindow):
                 ed.go_to_line(line)
 
     # --- startup, recovery, shutdown -----------------------------------------------------------
-    def startup(self, ask_recovery=None, recover: bool = True) -> None:
+    def startup(self, ask_recovery=None, interactive: bool = True) -> None:
+        """Fill the panels; a user's start (not --screenshot, which must leave recovery text and
+        the workspace alone) also reopens the workspace, offers recovery and reports damaged settings."""
         self.model_bar.refresh_models()
         self.models_panel.refresh()
-        if recover:  # --screenshot leaves recovery text alone: nobody is there to see it
+        if interactive:
+            self.restore_workspace()
             self.offer_recovery(ask_recovery)
+            if self.settings.problem:
+                log.warning(self.settings.problem)
+                self.tabs.warn("Settings", self.settings.problem)
         if self.tabs.count() == 0:
             self.tabs.new_tab()
-
-    def startup_restore(self) -> None:
-        """What a normal start does beyond `startup`: the workspace and a word on damaged settings."""
-        self.restore_workspace()
-        if self.settings.problem:
-            log.warning(self.settings.problem)
-            self.tabs.warn("Settings", self.settings.problem)
 
     def offer_recovery(self, ask=None) -> list:
         """Offer the buffers of instances that ended without saving them. They are removed only
@@ -366,12 +365,13 @@ class MainWindow(QMainWindow):
         return restored
 
     def closeEvent(self, event) -> None:
+        self._save_workspace()  # before the tabs close
         if not self.tabs.close_all():
             event.ignore()
             return
         if hasattr(self, "_saver"):
             self._saver.stop()
-        self._save_workspace()
+        self._save_layout()
         try:
             self.settings.save()
         except OSError as exc:

@@ -4,7 +4,7 @@ matches that differ in case."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QTextDocument
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 
@@ -79,7 +79,7 @@ class FindBar(QWidget):
         found = self.editor.find(self.find_edit.text(), self._flags(back))
         if not found:  # wrap around
             cursor = self.editor.textCursor()
-            cursor.movePosition(cursor.End if back else cursor.Start)
+            cursor.movePosition(QTextCursor.End if back else QTextCursor.Start)
             self.editor.setTextCursor(cursor)
             found = self.editor.find(self.find_edit.text(), self._flags(back))
             if not found:

@@ -48,7 +48,7 @@ def read(path: str) -> TextFile:
         fd = os.open(path, flags)  # non-blocking: opening a FIFO must not wait for a writer
     except OSError as exc:
         raise FileProblem(f"Cannot open {path}: {plain_error(exc)}.") from None
-    with os.fdopen(fd, "rb") as fh:
+    try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise FileProblem(f"{path} is a folder.")
@@ -57,7 +57,12 @@ def read(path: str) -> TextFile:
         if st.st_size > MAX_BYTES:
             raise FileProblem(f"{path} is {st.st_size / 1e6:.0f} MB; files over "
                               f"{MAX_BYTES // 2**20} MB are not opened.")
-        data = fh.read(MAX_BYTES + 1)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise FileProblem(f"Cannot read {path}: {plain_error(exc)}.") from None
+    finally:
+        os.close(fd)
     return TextFile(*decode(data, path), size=len(data))
 
 
