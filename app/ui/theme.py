@@ -16,7 +16,7 @@ LIGHT_STYLE, DARK_STYLE = "default", "github-dark"   # pygments styles for "auto
 _system: QPalette | None = None
 
 _DARK = {
-    QPalette.Window: (37, 37, 38), QPalette.WindowText: (220, 220, 220), QPalette.Base: (30, 30, 30),
+    QPalette.Window: (43, 43, 46), QPalette.WindowText: (220, 220, 220), QPalette.Base: (30, 30, 30),
     QPalette.AlternateBase: (45, 45, 48), QPalette.Text: (220, 220, 220), QPalette.Button: (51, 51, 55),
     QPalette.ButtonText: (220, 220, 220), QPalette.ToolTipBase: (45, 45, 48), QPalette.ToolTipText: (220, 220, 220),
     QPalette.Highlight: (38, 79, 120), QPalette.HighlightedText: (255, 255, 255), QPalette.BrightText: (255, 90, 90),

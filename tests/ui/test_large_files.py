@@ -6,8 +6,6 @@ import sys
 
 from PySide6.QtCore import QEvent, QObject
 
-from app.ui.editor import text_file
-from app.ui.editor.highlighter import PENDING
 from tests.helpers import run_cli
 from tests.ui.conftest import until
 
@@ -43,10 +41,13 @@ def test_only_the_visible_part_is_lexed_before_the_first_paint(gui, tmp_path, qa
     tab = w.tabs.open_file(str(big))
     assert tab is created[0]
     gui.run(until(lambda: probe.lex_calls is not None, timeout=30))
-    assert tab.document().blockCount() >= lines
     assert probe.lex_calls <= 400, f"{probe.lex_calls} blocks lexed before the window showed the file"
     # then the rest, in idle time, with the right state carried from the top
-    gui.run(until(lambda: not tab.highlighter.pending(), timeout=240))
+    from app.ui.editor.highlighter import PENDING
+
+    gui.run(until(lambda: not tab.loading and not tab.highlighter.pending(), timeout=240))
+    assert tab.document().blockCount() == lines + 1 and tab.toPlainText() == big.read_text()
+    assert not tab.isReadOnly() and not tab.dirty
     last = tab.document().lastBlock().previous()
     assert last.userState() not in (PENDING, -1)
     assert tab.highlighter.lex_calls >= lines
@@ -54,6 +55,8 @@ def test_only_the_visible_part_is_lexed_before_the_first_paint(gui, tmp_path, qa
 
 
 def test_over_20_mb_opens_as_plain_text_with_a_note(gui, tmp_path):
+    from app.ui.editor import text_file
+
     big = tmp_path / "huge.py"
     line = "value = compute(1, 2, 3)  # a line of python that is long enough\n"
     with open(big, "w") as fh:

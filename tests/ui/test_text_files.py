@@ -5,8 +5,6 @@ import stat
 
 import pytest
 
-from app.ui.editor import text_file
-
 
 @pytest.fixture
 def opened(gui):
@@ -87,6 +85,8 @@ def test_a_missing_file_is_described_in_plain_words(opened, tmp_path):
 
 
 def test_read_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
+    from app.ui.editor import text_file
+
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with pytest.raises(text_file.FileProblem, match="not a regular file"):

@@ -5,11 +5,15 @@ import uuid
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
 
 from app.recovery import RecoveryStore
 from app.ui.editor import text_file
 from app.ui.editor.code_editor import CodeEditor
+
+FIRST_CHARS = 256 * 1024    # shown at once; a larger file's rest is appended in idle time
+SLICE_CHARS = 256 * 1024    # appended per idle step while it loads (read-only until done)
 
 
 class EditorTab(CodeEditor):
@@ -23,15 +27,45 @@ class EditorTab(CodeEditor):
         self.plain = plain             # too large to highlight: shown as plain text
         self.buffer_id = uuid.uuid4().hex
         self.recovery = recovery
-        self.setPlainText(text)
-        lexer = lexer_for(None, "") if plain else lexer_for(path, text)
-        # lazy: only the first screens are lexed before the first paint, the rest when idle
-        self.highlighter = PygmentsHighlighter(self.document(), lexer, style, lazy=True)
+        # Qt takes about 8 us a line to fill a document: a large file shows its start at once
+        # and the rest follows a slice per idle step, read-only until it is all there
+        cut = text.find("\n", FIRST_CHARS) + 1 if len(text) > FIRST_CHARS else 0
+        self._rest, self._rest_at = (text, cut) if cut else ("", 0)
+        self.setPlainText(text[:cut] if cut else text)
+        lexer = lexer_for(None, "") if plain else lexer_for(path, text[:4000])
+        # lazy: only the first screens are lexed before the first paint, the rest when idle;
+        # a plain (very large) file gets no highlighter on its document at all
+        self.highlighter = PygmentsHighlighter(None if plain else self.document(), lexer, style, lazy=True)
         self.first_paint.connect(self.highlighter.start_idle)
         self.document().setModified(False)
+        if self._rest:
+            self.setReadOnly(True)
+            self.setUndoRedoEnabled(False)
+            self._loader = QTimer(self, interval=0)
+            self._loader.timeout.connect(self._load_slice)
+            self.first_paint.connect(self._loader.start)
         self._autosave = QTimer(self, singleShot=True, interval=int(autosave_s * 1000))
         self._autosave.timeout.connect(self.autosave)
         self.document().contentsChanged.connect(self._changed)
+
+    @property
+    def loading(self) -> bool:
+        return bool(self._rest)
+
+    def _load_slice(self) -> None:
+        end = self._rest.find("\n", self._rest_at + SLICE_CHARS) + 1 or len(self._rest)
+        self.highlighter.hold()
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.End)
+        cursor.insertText(self._rest[self._rest_at:end])
+        self._rest_at = end
+        self.document().setModified(False)  # read-only meanwhile: nothing of the user's to keep
+        if end >= len(self._rest):
+            self._loader.stop()
+            self._rest = ""
+            self.setUndoRedoEnabled(True)
+            self.setReadOnly(False)
+        self.highlighter.start_idle()
 
     @property
     def title(self) -> str:
@@ -135,6 +169,9 @@ class EditorTabs(QTabWidget):
     def save(self, tab: EditorTab | None = None, save_as: bool = False) -> bool:
         tab = tab or self.current()
         if tab is None:
+            return False
+        if tab.loading:
+            self.warn("Save", f"{tab.path} is still loading; save it when it is all there.")
             return False
         path = tab.path
         if save_as or not path:
