@@ -45,7 +45,3 @@ def report() -> list[tuple[str, str]]:
     rows.append(("logs", str(paths.log_dir())))
     return rows
 
-
-def format_rows(rows: list[tuple[str, str]]) -> str:
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows)

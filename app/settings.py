@@ -29,11 +29,11 @@ class Settings:
     last_model: str = ""
     recent_files: list[str] = field(default_factory=list)
     project_folder: str = ""
+    open_files: list[dict] = field(default_factory=list)   # [{"path": ..., "cursor": n}], in tab order
+    current_file: str = ""
     window_geometry: str = ""          # base64 of QMainWindow.saveGeometry()
     window_state: str = ""             # base64 of QMainWindow.saveState()
     autosave_s: float = 1.5
-    open_files: list[dict] = field(default_factory=list)   # [{"path": ..., "cursor": n}], in tab order
-    current_file: str = ""
     problem: str = field(default="", compare=False, repr=False)  # why the file was set aside (not saved)
 
     @classmethod

@@ -1,7 +1,7 @@
 """`llamadesk doctor`: what this installation can do, and where it keeps its files."""
 from __future__ import annotations
 
-from app.diagnostics import format_rows, report
+from app.diagnostics import report  # one report for this command and the desktop app
 
 
 def register(sub) -> None:
@@ -9,5 +9,8 @@ def register(sub) -> None:
 
 
 def run(_args) -> int:
-    print(format_rows(report()))
+    rows = report()
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
     return 0

@@ -152,7 +152,12 @@ def run_gui(args) -> int:
         return _screenshot(app, loop, window, shot, args.panel or "editor")
     from PySide6.QtCore import QTimer
 
-    QTimer.singleShot(0, window.startup)
+    def start():
+        window.restore_workspace()  # first: startup adds an empty tab only if nothing is open
+        window.startup()
+        window.report_settings_problem()
+
+    QTimer.singleShot(0, start)
     if probe:  # tests/bench/startup.py: also when the panels are filled, then quit
         def filled():
             print(f"FILLED {time.time():.6f}", flush=True)
@@ -181,7 +186,7 @@ def _screenshot(app, loop, window, out: str, panel: str) -> int:
     async def shoot() -> int:
         window._saver.stop()  # a screenshot changes nothing the user keeps
         window.resize(*SCREENSHOT_SIZE)  # the same picture whatever layout was saved
-        window.startup(interactive=False)
+        window.startup(ask_recovery=lambda: None)  # no answer: recovery text stays
         editor = window.current_editor()
         if editor is not None and not editor.toPlainText():
             editor.setPlainText(SAMPLE)

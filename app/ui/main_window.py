@@ -111,15 +111,16 @@ class MainWindow(QMainWindow):
         self.tabs.current_editor_changed.connect(lambda _: self.assistant.show_history_for_current())
         self.tabs.tab_created.connect(lambda tab: tab.escape_pressed.connect(self.assistant.stop))
         for tab in self.tabs.editors():
-            tab.escape_pressed.connect(self.assistant.stop)
             tab.escape_pressed.connect(self.find_bar.close_bar)
+        for tab in self.tabs.editors():
+            tab.escape_pressed.connect(self.assistant.stop)
         self._assistant_actions()
         self._restore_layout()
+        self.statusBar().showMessage("Ready")
         self._saver = QTimer(self, interval=SAVE_SETTINGS_MS)
         self._saver.timeout.connect(self.save_settings_if_changed)
         self._saved = self.settings.to_dict()
         self._saver.start()
-        self.statusBar().showMessage("Ready", 3000)
 
     # --- layout --------------------------------------------------------------------------------
     def _dock(self, title: str, widget, area) -> QDockWidget:
@@ -329,23 +330,22 @@ class MainWindow(QMainWindow):
                 ed.go_to_line(line)
 
     # --- startup, recovery, shutdown -----------------------------------------------------------
-    def startup(self, ask_recovery=None, interactive: bool = True) -> None:
-        """Fill the panels; a user's start (not --screenshot, which must leave recovery text and
-        the workspace alone) also reopens the workspace, offers recovery and reports damaged settings."""
+    def startup(self, ask_recovery=None) -> None:
         self.model_bar.refresh_models()
         self.models_panel.refresh()
-        if interactive:
-            self.restore_workspace()
-            self.offer_recovery(ask_recovery)
-            if self.settings.problem:
-                log.warning(self.settings.problem)
-                self.tabs.warn("Settings", self.settings.problem)
+        self.offer_recovery(ask_recovery)
         if self.tabs.count() == 0:
             self.tabs.new_tab()
 
+    def report_settings_problem(self) -> None:
+        if self.settings.problem:
+            log.warning(self.settings.problem)
+            self.tabs.warn("Settings", self.settings.problem)
+
     def offer_recovery(self, ask=None) -> list:
         """Offer the buffers of instances that ended without saving them. They are removed only
-        once the user has answered (restored ones live on under this instance's session)."""
+        once the user has answered: `ask` returns True (restore; they live on under this
+        instance's session), False (discard), or None (nobody answered, as in --screenshot: keep)."""
         items = self.recovery.pending()
         if not items:
             return []
@@ -355,7 +355,10 @@ class MainWindow(QMainWindow):
                 self, "Recover unsaved text",
                 f"LlamaDesk did not close cleanly. Recover the unsaved text of:\n{names}") == QMessageBox.Yes
         restored = []
-        if ask():
+        answer = ask()
+        if answer is None:
+            return []
+        if answer:
             for r in items:
                 tab = self.tabs.new_tab(r.path, r.text)
                 tab.document().setModified(True)  # still unsaved: saving is the user's choice
@@ -371,12 +374,9 @@ class MainWindow(QMainWindow):
             return
         if hasattr(self, "_saver"):
             self._saver.stop()
-        self._save_layout()
-        try:
-            self.settings.save()
-        except OSError as exc:
-            log.warning("could not save the settings: %s", exc)
         self.recovery.close()
+        self._save_layout()
+        self.settings.save()
         if self.engine is not None:
             self.engine.kill()
         event.accept()
@@ -386,6 +386,7 @@ class MainWindow(QMainWindow):
         if hasattr(self, "status_engine"):
             self.status_engine.setText(f"Engine: {state}")
             self.status_engine.setToolTip(detail)
+        self.statusBar().showMessage(f"Engine: {state}" + (f" — {detail}" if detail else ""))
 
     def engine_crashed(self, message: str) -> None:
         self.model_bar.crashed(message)

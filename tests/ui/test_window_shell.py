@@ -32,7 +32,7 @@ def test_default_layout_at_1280x800_shows_30_editor_lines(qapp, tmp_path):
     try:
         window.resize(1280, 800)
         window.show()
-        window.startup(interactive=False)
+        window.startup(ask_recovery=lambda: None)
         for _ in range(5):
             app.processEvents()
         assert not window.models_dock.isVisible() and not window.bench_dock.isVisible()
@@ -182,7 +182,8 @@ def test_workspace_comes_back_after_a_restart(qapp, tmp_path):
     app, loop, window = build(Settings.load(), RecoveryStore(tmp_path / "recovery"))
     try:
         window.show()
-        window.startup(ask_recovery=lambda: False)
+        window.restore_workspace()
+        window.startup(ask_recovery=lambda: None)
         paths = [t.path for t in window.tabs.editors()]
         assert paths[:2] == [str(a), str(b)]
         assert window.current_editor().path == str(a)

@@ -92,7 +92,7 @@ class CodeEditor(QPlainTextEdit):
         super().paintEvent(event)
         if not getattr(self, "_painted", False):
             self._painted = True
-            QTimer.singleShot(0, self.first_paint.emit)
+            self.first_paint.emit()  # its slots only start timers: the paint is not held up
         if not self.ghost:
             return
         painter = QPainter(self.viewport())
