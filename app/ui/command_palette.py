@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDialog, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QHeaderView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout
 
 
 def menu_actions(menubar) -> list[tuple[str, QAction]]:
@@ -31,7 +31,10 @@ class CommandPalette(QDialog):
         super().__init__(window, Qt.Popup | Qt.FramelessWindowHint)
         self.setObjectName("command_palette")
         self.filter = QLineEdit(placeholderText="Type a command")
-        self.list = QListWidget()
+        self.list = QTreeWidget(columnCount=2, headerHidden=True, rootIsDecorated=False)
+        self.list.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.list.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.list.header().setStretchLastSection(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(self.filter)
@@ -39,13 +42,14 @@ class CommandPalette(QDialog):
         self.actions_ = menu_actions(window.menuBar())
         for label, act in self.actions_:
             keys = act.shortcut().toString(QKeySequence.NativeText)
-            item = QListWidgetItem(f"{label}\t{keys}" if keys else label)
-            item.setData(Qt.UserRole, act)
-            item.setToolTip(act.statusTip() or label)
-            self.list.addItem(item)
+            item = QTreeWidgetItem([label, keys])
+            item.setData(0, Qt.UserRole, act)
+            item.setToolTip(0, act.statusTip() or label)
+            item.setForeground(1, self.palette().placeholderText())
+            self.list.addTopLevelItem(item)
         self.filter.textChanged.connect(self._filter)
         self.filter.returnPressed.connect(self.run_selected)
-        self.list.itemActivated.connect(lambda _: self.run_selected())
+        self.list.itemActivated.connect(lambda *_: self.run_selected())
         self.filter.installEventFilter(self)
         self.resize(min(640, window.width() - 40), 420)
         self.move(window.mapToGlobal(window.rect().center()).x() - self.width() // 2,
@@ -53,15 +57,16 @@ class CommandPalette(QDialog):
         self._filter("")
 
     def labels(self, visible_only: bool = True) -> list[str]:
-        return [self.list.item(i).text() for i in range(self.list.count())
-                if not (visible_only and self.list.item(i).isHidden())]
+        items = [self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount())]
+        return ["\t".join(filter(None, (it.text(0), it.text(1)))) for it in items
+                if not (visible_only and it.isHidden())]
 
     def _filter(self, text: str) -> None:
         words = text.lower().split()
         first = None
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            hide = not all(w in item.text().lower() for w in words)
+        for i in range(self.list.topLevelItemCount()):
+            item = self.list.topLevelItem(i)
+            hide = not all(w in f"{item.text(0)} {item.text(1)}".lower() for w in words)
             item.setHidden(hide)
             if not hide and first is None:
                 first = item
@@ -79,6 +84,6 @@ class CommandPalette(QDialog):
         if item is None or item.isHidden():
             return
         self.accept()
-        act = item.data(Qt.UserRole)
+        act = item.data(0, Qt.UserRole)
         if act.isEnabled():
             act.trigger()
