@@ -138,8 +138,7 @@ def run_gui(args) -> int:
     window = MainWindow(settings)
     if shot:  # nobody is there to close a dialog: problems go to stderr
         window.tabs.warn = lambda _title, text: print(f"llamadesk: {text}", file=sys.stderr)
-    if getattr(args, "open", None):
-        window.tabs.open_file(args.open)
+    opened = window.tabs.open_file(args.open) if getattr(args, "open", None) else None
     window.show()
     app.processEvents()  # the window is on screen now; the rest fills in behind it
     probe = os.environ.get("LLAMADESK_STARTUP_PROBE")
@@ -154,6 +153,8 @@ def run_gui(args) -> int:
 
     def start():
         window.restore_workspace()  # first: startup adds an empty tab only if nothing is open
+        if opened is not None and window.tabs.indexOf(opened) >= 0:
+            window.tabs.setCurrentWidget(opened)  # --open wins over the workspace's current tab
         window.startup()
         window.report_settings_problem()
 

@@ -178,15 +178,21 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentWidget(current)
 
     def save_settings_if_changed(self) -> None:
-        """Debounced saving: the timer looks once a second, and writes (atomically) only on change."""
+        """Debounced saving: the timer looks once a second and writes (atomically) a change once
+        it has held still for a tick, so moving the cursor around does not write every second."""
         self._save_workspace()
         now = self.settings.to_dict()
-        if now != self._saved:
-            try:
-                self.settings.save()
-                self._saved = now
-            except OSError as exc:
-                log.warning("could not save the settings: %s", exc)
+        if now == self._saved:
+            self._seen = now
+            return
+        if now != getattr(self, "_seen", None):
+            self._seen = now  # still changing: wait for the next tick
+            return
+        try:
+            self.settings.save()
+            self._saved = now
+        except OSError as exc:
+            log.warning("could not save the settings: %s", exc)
 
     def show_panel(self, name: str) -> None:
         dock = {"assistant": self.assistant_dock, "models": self.models_dock, "humaneval": self.bench_dock,
