@@ -99,3 +99,17 @@ def test_screenshot_to_an_unwritable_path_exits_2_with_one_line(tmp_path):
         assert r.returncode == 2
         said = [line for line in r.stderr.splitlines() if line.strip()]
         assert len(said) == 1 and said[0].startswith("llamadesk: cannot write the screenshot"), r.stderr
+
+
+def test_a_file_still_loading_is_read_only_and_not_saved(gui, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("a line of text\n" * 200_000)
+    problems = []
+    w = gui.window
+    w.tabs.warn = lambda title, text: problems.append(text)
+    tab = w.tabs.open_file(str(big))
+    assert tab.loading and tab.isReadOnly()
+    assert not w.tabs.save(tab) and "still loading" in problems[-1]
+    gui.run(until(lambda: not tab.loading, timeout=120))
+    assert not tab.isReadOnly() and tab.toPlainText() == big.read_text()
+    assert w.tabs.save(tab) and big.read_text() == "a line of text\n" * 200_000

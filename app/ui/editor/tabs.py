@@ -44,6 +44,10 @@ class EditorTab(CodeEditor):
             self._loader = QTimer(self, interval=0)
             self._loader.timeout.connect(self._load_slice)
             self.first_paint.connect(self._loader.start)
+            # a tab opened in the background loads too, a moment later
+            self._late_start = QTimer(self, singleShot=True, interval=500)
+            self._late_start.timeout.connect(lambda: self._rest and self._loader.start())
+            self._late_start.start()
         self._autosave = QTimer(self, singleShot=True, interval=int(autosave_s * 1000))
         self._autosave.timeout.connect(self.autosave)
         self.document().contentsChanged.connect(self._changed)
