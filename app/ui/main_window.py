@@ -278,11 +278,13 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         themes = v.addMenu("Theme")
         group = QActionGroup(self)
+        self._theme_actions = {}
         for name in ("system", "light", "dark"):
             act = self._action(themes, name.capitalize(), lambda n=name: self.set_theme(n))
             act.setCheckable(True)
             act.setChecked(self.settings.theme == name)
             group.addAction(act)
+            self._theme_actions[name] = act
         t = mb.addMenu("&Tools")
         self._action(t, "Settings…", self.open_settings, "Ctrl+,")
         h = mb.addMenu("&Help")
@@ -411,6 +413,8 @@ class MainWindow(QMainWindow):
 
         self.settings.theme = theme
         apply_theme(QGuiApplication.instance(), theme)
+        if theme in getattr(self, "_theme_actions", {}):
+            self._theme_actions[theme].setChecked(True)
         self.tabs.set_style(self.pygments_style())
         for act in self.activity.actions():
             name = act.property("icon_name")
