@@ -113,3 +113,28 @@ def test_a_file_still_loading_is_read_only_and_not_saved(gui, tmp_path):
     gui.run(until(lambda: not tab.loading, timeout=120))
     assert not tab.isReadOnly() and tab.toPlainText() == big.read_text()
     assert w.tabs.save(tab) and big.read_text() == "a line of text\n" * 200_000
+
+
+def test_lines_inserted_above_during_the_idle_pass_leave_no_line_unlexed(gui):
+    from PySide6.QtGui import QTextCursor
+
+    from app.ui.editor.code_editor import CodeEditor
+    from app.ui.editor.highlighter import PENDING, PygmentsHighlighter, lexer_for
+
+    editor = CodeEditor()
+    editor.setPlainText("".join(f"x{i} = {i}\n" for i in range(20_000)))
+    hl = PygmentsHighlighter(editor.document(), lexer_for("a.py"), lazy=True)
+    editor.show()
+    hl.start_idle()
+    gui.run(until(lambda: hl.limit is not None and hl.limit > 1000, timeout=60))
+    QTextCursor(editor.document()).insertText("y = 1\n" * 25)   # above the limit
+    c = QTextCursor(editor.document().findBlockByNumber(10))
+    c.movePosition(QTextCursor.Down, QTextCursor.KeepAnchor, 5)
+    c.removeSelectedText()                                       # and some removed
+    gui.run(until(lambda: not hl.pending(), timeout=120))
+    states, block = [], editor.document().firstBlock()
+    while block.isValid():
+        states.append(block.userState())
+        block = block.next()
+    assert PENDING not in states
+    editor.close()

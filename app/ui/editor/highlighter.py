@@ -145,14 +145,27 @@ class PygmentsHighlighter(QSyntaxHighlighter):
         doc = self.document()
         end = time.perf_counter() + SLICE_S
         while self.pending() and time.perf_counter() < end:
-            block = doc.findBlockByNumber(self.limit + 1)
-            self.limit += 200
+            block = self._first_pending(doc.findBlockByNumber(self.limit + 1))
+            if not block.isValid():
+                self.limit = doc.blockCount()
+                break
+            self.limit = block.blockNumber() + 200
             # lexing it changes its state from PENDING, so Qt carries on to the next block,
             # up to the new limit, where the state stays PENDING and Qt stops
             self.rehighlightBlock(block)
         if not self.pending():
             self._idle.stop()
             self.limit = None
+
+    @staticmethod
+    def _first_pending(block):
+        """Lines typed or deleted above the limit move the first PENDING block off limit + 1."""
+        while block.isValid() and block.userState() != PENDING:
+            block = block.next()
+        prev = block.previous() if block.isValid() else None
+        while prev is not None and prev.isValid() and prev.userState() == PENDING:
+            block, prev = prev, prev.previous()
+        return block
 
     def set_style(self, style: str) -> None:
         try:
