@@ -43,6 +43,10 @@ def test_the_window_starts_with_a_damaged_layout(qapp, tmp_path):
     try:
         assert window.settings.last_model == "/m.gguf"
         assert "window_geometry" in window.settings.problem
+        said = []
+        window.tabs.warn = lambda title, text: said.append(text)
+        window.report_settings_problem()
+        assert len(said) == 1 and "renamed to settings.damaged-" in said[0]
     finally:
         window.close()
         loop.close()

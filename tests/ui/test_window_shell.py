@@ -122,6 +122,9 @@ def test_keyboard_zoom_find_and_escape(gui):
     assert w.find_bar.isVisible() and all(b.isVisible() for b in w.find_bar.replace_widgets)
     QTest.keyClick(w.find_bar.find_edit, Qt.Key_Escape)
     assert not w.find_bar.isVisible()
+    w.find_bar.open(tab)
+    QTest.keyClick(tab, Qt.Key_Escape)  # Esc in the editor closes it too
+    assert not w.find_bar.isVisible()
 
 
 def test_replace_ignores_case_and_a_failed_find_keeps_the_cursor(gui):
