@@ -60,11 +60,6 @@ class MainWindow(QMainWindow):
         self.tree.setHeaderHidden(True)
         self.tree.doubleClicked.connect(self._tree_open)
         self.tree_dock = self._dock("Project", self.tree, Qt.LeftDockWidgetArea)
-        self.activity = QToolBar("Activity bar", objectName="activity_bar", movable=False)
-        self.activity.setIconSize(QSize(24, 24))
-        self.activity.setToolButtonStyle(Qt.ToolButtonIconOnly)
-        self.addToolBar(Qt.LeftToolBarArea, self.activity)
-        self._activity_button(self.tree_dock, "files", "Project files")
         self.set_project(self.settings.project_folder or str(Path.cwd()))
         self._file_actions()
         self.statusBar().showMessage("Starting…", 3000)
@@ -97,7 +92,9 @@ class MainWindow(QMainWindow):
             dock.hide()  # editor first: the activity bar or the View menu opens them
         self.resizeDocks([self.models_dock], [300], Qt.Vertical)
         self.resizeDocks([self.assistant_dock, self.tree_dock], [400, 220], Qt.Horizontal)
-        for dock, name, tip in ((self.assistant_dock, "assistant", "Assistant"),
+        self._activity_bar()
+        for dock, name, tip in ((self.tree_dock, "files", "Project files"),
+                                (self.assistant_dock, "assistant", "Assistant"),
                                 (self.models_dock, "models", "Models"),
                                 (self.bench_dock, "humaneval", "HumanEval self-test"),
                                 (self.decontam_dock, "decontam", "Decontamination check")):
@@ -128,6 +125,14 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
+
+    def _activity_bar(self) -> None:
+        """Icons on the left edge that open and close the panels (built after the window shows:
+        the first SVG icon costs 0.1 s)."""
+        self.activity = QToolBar("Activity bar", objectName="activity_bar", movable=False)
+        self.activity.setIconSize(QSize(24, 24))
+        self.activity.setToolButtonStyle(Qt.ToolButtonIconOnly)
+        self.addToolBar(Qt.LeftToolBarArea, self.activity)
 
     def _activity_button(self, dock: QDockWidget, name: str, tip: str) -> None:
         act = dock.toggleViewAction()
