@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import paths
-from app.atomic import write_atomic
 
 log = logging.getLogger("llamadesk")
 LOCK = "lock"
@@ -87,6 +86,8 @@ class RecoveryStore:
         return self.session_dir
 
     def save(self, buffer_id: str, path: str | None, text: str) -> None:
+        from app.atomic import write_atomic  # (hashlib and friends: not on the way to the window)
+
         folder = self._own()
         write_atomic(folder / f"{buffer_id}.json",
                      json.dumps({"path": path, "text": text, "saved_at": time.time(), "pid": os.getpid()}))

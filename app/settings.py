@@ -13,7 +13,6 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 
 from app import paths
-from app.atomic import write_atomic
 
 
 @dataclass
@@ -90,6 +89,8 @@ class Settings:
         return d
 
     def save(self) -> None:
+        from app.atomic import write_atomic  # (hashlib and friends: not on the way to the window)
+
         paths.ensure(paths.config_dir())
         write_atomic(self.file(), json.dumps(self.to_dict(), indent=1))
 

@@ -8,7 +8,6 @@ import os
 import stat
 from dataclasses import dataclass
 
-from app.atomic import write_atomic
 
 PLAIN_BYTES = 20 * 1024 * 1024      # larger files open without highlighting
 MAX_BYTES = 512 * 1024 * 1024       # larger files are refused: an editor is not the tool
@@ -92,6 +91,8 @@ def decode(data: bytes, path: str = "the file") -> tuple[str, TextFormat]:
 
 def write(path: str, text: str, fmt: TextFormat) -> None:
     """Save `text` in the file's own format; through a symlink to the file it points at."""
+    from app.atomic import write_atomic  # (hashlib and friends: not on the way to the window)
+
     try:
         data = fmt.encode(text)
     except UnicodeEncodeError as exc:
