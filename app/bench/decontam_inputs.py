@@ -312,7 +312,8 @@ class UnitScanner:
         where = {"file": unit.path, "offset": offset, "field": "(raw record)"}
         # readline stops at the record's end, so nothing of the next record is read here
         read = (lambda: fh.readline(CHUNK)) if stop_at_newline else (lambda: fh.read(CHUNK))
-        data, last = first, False
+        head = memoryview(first)
+        data, head, last = bytes(head[:CHUNK]), head[CHUNK:], False
         while True:
             if stop_at_newline and data.endswith(b"\n"):
                 data, last = data[:-1], True
@@ -327,8 +328,11 @@ class UnitScanner:
             if last or not data:
                 break
             self._tick(0)
-            data = read()
-            n += len(data)
+            if head:  # what the caller had read already, a window at a time
+                data, head = bytes(head[:CHUNK]), head[CHUNK:]
+            else:
+                data = read()
+                n += len(data)
         res.records += 1
         res.long_records.append((offset, f"a record over {self.m.s.max_record_mb} MB, scanned as "
                                          f"raw text (fields not told apart)"))

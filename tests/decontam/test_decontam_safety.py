@@ -135,3 +135,14 @@ def test_huge_one_line_record_in_bounded_memory(tmp_path):
     report = json.loads(out.read_text())
     assert report["contaminated_task_ids"] == ["HumanEval/21"]
     assert "scanned as raw text" in r.stderr
+
+
+def test_json_file_over_the_limit_is_scanned_as_raw_text(tmp_path):
+    """Item 20: a whole-file .json over --max-record-mb is not loaded whole either."""
+    path = tmp_path / "big.json"
+    records = [{"code": "x = 1\n" * 300_000} for _ in range(3)] + [{"code": BY_ID["HumanEval/33"]["prompt"]}]
+    path.write_text(json.dumps(records))
+    report = check([path], max_record_mb=1)
+    assert dirty(report) == {"HumanEval/33"}
+    assert len(report["inputs"]["long_records"]) == 1
+    assert dirty(check([path])) == {"HumanEval/33"} and check([path])["inputs"]["records"] == 4
