@@ -21,6 +21,10 @@ ERROR_CHARS = 300
 TEST_FILE = "<test>"  # not a path: linecache must not read a file of that name
 
 
+class Stop(BaseException):
+    """Raised by the caller's wait hook (deadline, output cap): ends the check, not a verdict."""
+
+
 class CandidateError(Exception):
     """The candidate raised, died, or answered with something that is not plain data."""
 
@@ -67,19 +71,19 @@ def serve_candidate(source: str, entry_point: str, rfd: int, wfd: int) -> int:
 class _Candidate:
     """Stands in for the entry point in the trusted process."""
 
-    def __init__(self, rfd: int, wfd: int, name: str):
-        self._rfd, self._wfd = rfd, wfd
+    def __init__(self, rfd: int, wfd: int, name: str, wait):
+        self._rfd, self._wfd, self._wait = rfd, wfd, wait
         self.__name__ = name
 
     def __call__(self, *args, **kwargs):
         try:
-            wire.send(self._wfd, (args, kwargs))
+            wire.send(self._wfd, (args, kwargs), self._wait)
         except wire.WireError as exc:
             raise NotPlainData(f"the test passes {exc}") from None
         except OSError:
             raise CandidateError("the program has ended") from None
         try:
-            reply = wire.recv(self._rfd)
+            reply = wire.recv(self._rfd, self._wait)
         except EOFError:
             raise CandidateError("the program ended during a call") from None
         except wire.WireError as exc:
@@ -128,10 +132,11 @@ def _sync(old, new) -> None:
             _sync(a, b)
 
 
-def run_checker(problem: dict, rfd: int, wfd: int) -> tuple[str, str]:
-    """(status, error): "passed" or "failed"."""
+def run_checker(problem: dict, rfd: int, wfd: int, wait=None) -> tuple[str, str]:
+    """(status, error): "passed" or "failed". `wait(fd, write=False)` returns once fd is ready,
+    or raises Stop: the candidate can make the checker wait, never past the caller's deadline."""
     try:
-        first = wire.recv(rfd)
+        first = wire.recv(rfd, wait)
     except EOFError:
         return "failed", "the program ended before it defined the function"
     except wire.WireError as exc:
@@ -140,13 +145,15 @@ def run_checker(problem: dict, rfd: int, wfd: int) -> tuple[str, str]:
         if type(first) is tuple and len(first) == 2 and first[0] == "error":
             return "failed", str(first[1])[:ERROR_CHARS]
         return "failed", "the program broke the protocol"
-    candidate = _Candidate(rfd, wfd, problem["entry_point"])
+    candidate = _Candidate(rfd, wfd, problem["entry_point"], wait)
     globs = {"__name__": "__main__"}
     try:
         exec(compile(problem["prompt"], "prompt.py", "exec"), globs)
         globs[problem["entry_point"]] = candidate
         exec(compile(problem["test"], TEST_FILE, "exec"), globs)
         globs["check"](candidate)
+    except Stop:
+        raise
     except NotPlainData as exc:  # none of HumanEval's 164 tasks; a custom dataset might
         return "failed", f"cannot score this task split: {exc}"[:ERROR_CHARS]
     except BaseException as exc:

@@ -131,27 +131,34 @@ def _dec(m: memoryview, i: int, depth: int):
 
 # --- frames over pipes -----------------------------------------------------------------------
 
-def send(fd: int, value) -> None:
-    send_encoded(fd, encode(value))
+def send(fd: int, value, wait=None) -> None:
+    send_encoded(fd, encode(value), wait)
 
 
-def send_encoded(fd: int, data: bytes) -> None:
+def send_encoded(fd: int, data: bytes, wait=None) -> None:
+    """`wait(fd, write=True)`, for a non-blocking fd, returns once it can take more."""
     buf = memoryview(_LEN.pack(len(data)) + data)
     while buf:
-        buf = buf[os.write(fd, buf):]
+        try:
+            buf = buf[os.write(fd, buf):]
+        except BlockingIOError:
+            wait(fd, True)
 
 
-def recv(fd: int):
-    """One frame; EOFError when the other side has gone."""
-    (n,) = _LEN.unpack(_read_exact(fd, 4))
+def recv(fd: int, wait=None):
+    """One frame; EOFError when the other side has gone. `wait(fd)` is called before each
+    read, so that a peer that sends half a frame cannot hold us past the caller's deadline."""
+    (n,) = _LEN.unpack(_read_exact(fd, 4, wait))
     if n > MAX_FRAME:
         raise WireError("frame too large")
-    return decode(_read_exact(fd, n))
+    return decode(_read_exact(fd, n, wait))
 
 
-def _read_exact(fd: int, n: int) -> bytes:
+def _read_exact(fd: int, n: int, wait) -> bytes:
     parts, got = [], 0
     while got < n:
+        if wait is not None:
+            wait(fd)
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
             raise EOFError("the other side closed the channel")

