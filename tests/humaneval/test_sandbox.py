@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.bench import humaneval as he
+from app.bench import sandbox as sandbox_module
 from app.bench.sandbox import Sandbox
 from tests.helpers import arun, run_cli
 from tests.humaneval.sandbox_users import as_user_command, remove_home, user_home, users
@@ -64,19 +65,25 @@ def test_hostile_completions_fail_leak_nothing_send_nothing_leave_nothing(who):
         assert caps["unprivileged_uid"] >= 0x70000000
 
 
-def test_protections_are_recorded_and_a_missing_one_is_warned_once(caplog):
+def test_protections_are_recorded_and_a_missing_one_is_warned_once(caplog, monkeypatch):
+    monkeypatch.setattr(sandbox_module, "_warned", set())
+
     async def go():
         async with Sandbox(workers=1, without=("cgroup", "landlock")) as a, \
                 Sandbox(workers=1, without=("cgroup", "landlock")) as b:
-            return a.capabilities, b.capabilities, await a.run("import os\nassert os.getcwd()\n")
+            limits = Path(f"/proc/{a._workers[0].proc.pid}/limits").read_text()
+            return a.capabilities, b.capabilities, await a.run("import os\nassert os.getcwd()\n"), limits
 
-    caps, caps2, v = arun(go())
+    caps, caps2, v, limits = arun(go())
     assert v.passed, v
     assert set(caps["missing"]) == {"cgroup", "landlock"}
     assert "process" in caps["tree_memory"] and "landlock" not in " ".join(caps["applied"])
     warned = [r.getMessage() for r in caplog.records if r.name == "llamadesk.sandbox"]
-    assert sum("without cgroup" in w for w in warned) <= 1 and sum("without landlock" in w for w in warned) <= 1
+    assert sum("without cgroup" in w for w in warned) == 1 and sum("without landlock" in w for w in warned) == 1
     assert caps["slot"] != caps2["slot"]
+    # the worker itself is bounded too (item 2): a finite soft address-space limit
+    soft = [line.split()[3] for line in limits.splitlines() if line.startswith("Max address space")][0]
+    assert soft != "unlimited" and int(soft) < 8 * 2**30
 
 
 FORK_HOLDERS = r'''
@@ -216,3 +223,4 @@ def test_canonical_solutions_score_through_the_cli(tmp_path):
     assert r.stdout.strip().splitlines()[-1] == "pass@1 = 1.000 (3/3)"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["sandbox"]["verdict"].startswith("trusted checker")
+    assert summary["sandbox"]["applied"] and "missing" in summary["sandbox"]
