@@ -49,7 +49,7 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 38, 36, 24, 47
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
@@ -155,6 +155,11 @@ def enter_namespaces(as_root: bool) -> str:
     if _mount(None, "/", None, MS_REC | MS_PRIVATE) != 0:
         return f"making mounts private: {_errno_text()}"
     return ""
+
+
+def enter_pid_namespace() -> bool:
+    """Children forked from now on start a new pid namespace (needs enter_namespaces first)."""
+    return IS_LINUX and _libc is not None and _libc.unshare(ctypes.c_int(CLONE_NEWPID)) == 0
 
 
 def _write(path: str, text: str) -> None:

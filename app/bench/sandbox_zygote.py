@@ -64,6 +64,7 @@ class Zygote:
         self.trees = confine.readable_trees() if confine.IS_LINUX else []
         self.missing: dict[str, str] = {}
         self.jail = None
+        self.ns_init = None
         self.netns = False
         self.own_userns = False
         if confine.IS_LINUX and "namespaces" not in without:
@@ -77,6 +78,11 @@ class Zygote:
                 self.jail = os.path.join(self.base, "root")
             if not self.root and self.netns:  # RLIMIT_NPROC now counts this user namespace only
                 self.own_userns = True
+        # a pid namespace: programs cannot see or signal anything outside it, Landlock or not;
+        # its init (ours) inherits the processes that escape, and takes them all when it ends
+        self.ns_init = _start_pid_namespace() if self.netns else None
+        if self.netns and self.ns_init is None:
+            self.missing["pid namespace"] = "unshare(CLONE_NEWPID) refused"
         self.tree_mem = TreeMemory.create(self.slot) if self.root and "cgroup" not in without else None
         self.cg_fd = self.tree_mem.join_fd() if self.tree_mem else -1
         self.memory_mb = memory_mb
@@ -91,6 +97,8 @@ class Zygote:
             applied.append("mount namespace: reads only the interpreter, /usr and its folder")
         if self.netns:
             applied.append("network namespace: no network")
+        if self.ns_init:
+            applied.append("pid namespace: signals reach nothing outside")
         if self.abi:
             applied.append(f"landlock ABI {self.abi}")
         if self.uid is not None:
@@ -119,7 +127,7 @@ class Zygote:
             "reads_confined": bool(self.jail) or self.abi >= 1,
             "writes_confined": bool(self.jail) or self.abi >= 1,
             "network_blocked": self.netns or (confine.IS_LINUX and "seccomp" not in self.without),
-            "signals_confined": self.abi >= 6 or self.uid is not None,
+            "signals_confined": self.abi >= 6 or self.uid is not None or bool(self.ns_init),
             "rlimits": os.name == "posix",
             "escaped_processes_killed": self.subreaper or self.uid is not None or self.tree_mem is not None,
         }
@@ -264,10 +272,12 @@ class Zygote:
             self.tree_mem.kill_all()
         elif self.uid is not None:
             _kill_uid(self.uid)
-        if self.subreaper:  # processes that escaped with setsid() are now our children
-            me = os.getpid()
+        if self.subreaper or self.ns_init:  # processes that escaped with setsid(): our
+            me = os.getpid()                   # children, or the pid namespace init's
             for _ in range(1000):
-                kids = confine.child_pids(me)
+                kids = [k for k in confine.child_pids(me) if k != self.ns_init]
+                if self.ns_init:
+                    kids += confine.child_pids(self.ns_init)
                 if not kids:
                     break
                 for kid in kids:
@@ -314,6 +324,9 @@ class Zygote:
                 "output": text[-TAIL:]}
 
     def close(self) -> None:
+        if self.ns_init:  # the kernel ends every process of the namespace with it
+            os.kill(self.ns_init, signal.SIGKILL)
+            os.waitpid(self.ns_init, 0)
         if self.tree_mem is not None:
             self.tree_mem.remove()
         if self.jail:  # unmount first: never recurse into the bind mounts
@@ -324,6 +337,23 @@ class Zygote:
                 os.rmdir(leftover)
             except OSError:
                 pass
+
+
+def _start_pid_namespace() -> int | None:
+    """Later children of ours live in a new pid namespace whose init is the process returned."""
+    if not confine.enter_pid_namespace():
+        return None
+    pid = os.fork()
+    if pid == 0:  # pid 1 there: reap whatever is handed to us, until we are killed
+        try:
+            os.closerange(0, 65536)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            while True:
+                _reap()
+                signal.sigwait({signal.SIGCHLD})
+        finally:
+            os._exit(0)
+    return pid
 
 
 def _exec_program(program: str) -> int:
