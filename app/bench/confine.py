@@ -313,6 +313,11 @@ def deny_sockets() -> bool:
 
 # --- processes -------------------------------------------------------------------------------
 
+def die_with_parent() -> bool:
+    """SIGKILL this process when its parent ends (PR_SET_PDEATHSIG)."""
+    return IS_LINUX and _libc is not None and _libc.prctl(1, 9, 0, 0, 0) == 0
+
+
 def become_child_subreaper() -> bool:
     return IS_LINUX and _libc is not None and _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 

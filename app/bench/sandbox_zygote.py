@@ -54,6 +54,7 @@ class Zygote:
         self.uid = confine.SANDBOX_UID_BASE + self.slot if self.root and confine.IS_LINUX else None
         self.abi = confine.landlock_abi() if "landlock" not in without else 0
         self.subreaper = confine.become_child_subreaper()
+        _remove_stale_folders(self.slot)
         self.base = tempfile.mkdtemp(prefix=f"llamadesk-sandbox-{self.slot}-")
         self.work = os.path.join(self.base, "work")
         os.mkdir(self.work)
@@ -339,6 +340,18 @@ class Zygote:
                 pass
 
 
+def _remove_stale_folders(slot: int) -> None:
+    """Folders of a worker that was killed in this slot (we hold the slot now: none is in use)."""
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        path = os.path.join(tmp, name)
+        try:
+            if name.startswith(f"llamadesk-sandbox-{slot}-") and os.lstat(path).st_uid == os.geteuid():
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def _start_pid_namespace() -> int | None:
     """Later children of ours live in a new pid namespace whose init is the process returned."""
     if not confine.enter_pid_namespace():
@@ -346,6 +359,7 @@ def _start_pid_namespace() -> int | None:
     pid = os.fork()
     if pid == 0:  # pid 1 there: reap whatever is handed to us, until we are killed
         try:
+            confine.die_with_parent()  # and with us goes every process of the namespace
             os.closerange(0, 65536)
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             while True:

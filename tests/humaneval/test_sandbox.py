@@ -187,16 +187,27 @@ def test_a_cancelled_run_does_not_hand_its_verdict_to_the_next():
 def test_no_sandbox_process_or_folder_outlives_close(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
 
+    def children(pid: int) -> list[int]:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
     async def go():
         sb = Sandbox(workers=2, timeout=2.0)
         await sb.start()
         pids = [w.proc.pid for w in sb._workers]
         await sb.run("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n")
+        kids = [k for p in pids for k in children(p)]  # e.g. a pid namespace's init
+        # one worker dies without closing (as when the app is killed): its processes go too
+        sb._workers[0].proc.kill()
+        await sb._workers[0].proc.wait()
         await sb.close()
-        return pids
+        # the next worker in that slot removes what the killed one left
+        again = Sandbox(workers=2)
+        await again.start()
+        await again.close()
+        return pids + kids
 
     pids = arun(go())
-    time.sleep(0.2)
+    time.sleep(0.5)
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     assert list(tmp_path.iterdir()) == []
