@@ -264,18 +264,6 @@ def drop_privileges(uid: int | None) -> bool:
     return _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 and ok
 
 
-def capabilities_held() -> int:
-    """The effective capability mask of this process (0 once dropped)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
-
-
 # --- seccomp: socket() fails -----------------------------------------------------------------
 
 _ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198), "arm64": (0xC00000B7, 198)}

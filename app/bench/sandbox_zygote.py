@@ -29,7 +29,7 @@ import tempfile
 import time
 import traceback
 
-from app.bench import confine, sandbox_check, sandbox_wire
+from app.bench import confine, sandbox_check
 from app.bench.sandbox_limits import TreeMemory, acquire_slot
 
 OUTPUT_CAP = 16 * 2**20      # bytes of stdout+stderr a program may write
@@ -55,7 +55,7 @@ class Zygote:
         self.abi = confine.landlock_abi() if "landlock" not in without else 0
         self.subreaper = confine.become_child_subreaper()
         _remove_stale_folders(self.slot)
-        self.base = tempfile.mkdtemp(prefix=f"llamadesk-sandbox-{self.slot}-")
+        self.base = tempfile.mkdtemp(prefix=f"llamadesk-slot-{self.slot}-")
         self.work = os.path.join(self.base, "work")
         os.mkdir(self.work)
         if self.uid is not None:
@@ -346,7 +346,7 @@ def _remove_stale_folders(slot: int) -> None:
     for name in os.listdir(tmp):
         path = os.path.join(tmp, name)
         try:
-            if name.startswith(f"llamadesk-sandbox-{slot}-") and os.lstat(path).st_uid == os.geteuid():
+            if name.startswith(f"llamadesk-slot-{slot}-") and os.lstat(path).st_uid == os.geteuid():
                 shutil.rmtree(path, ignore_errors=True)
         except OSError:
             continue
