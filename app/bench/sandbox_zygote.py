@@ -68,7 +68,9 @@ class Zygote:
         self.ns_init = None
         self.netns = False
         self.own_userns = False
-        if confine.IS_LINUX and "namespaces" not in without:
+        if "namespaces" in without:
+            self.missing["namespaces"] = "left out"
+        elif confine.IS_LINUX:
             why = confine.enter_namespaces(self.root)
             self.netns = not why
             if not why:

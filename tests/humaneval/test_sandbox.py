@@ -76,6 +76,14 @@ def test_protections_are_recorded_and_a_missing_one_is_warned_once(caplog, monke
             limits = Path(f"/proc/{a._workers[0].proc.pid}/limits").read_text()
             return a.capabilities, b.capabilities, await a.run("import os\nassert os.getcwd()\n"), limits
 
+    async def bare():
+        async with Sandbox(workers=1, without=("namespaces", "landlock", "seccomp")) as c:
+            p = he.load_problems(task_ids=["0"])[0]
+            return c.capabilities, await c.check(p, p["canonical_solution"])
+
+    bare_caps, scored = arun(bare())
+    assert scored.passed, scored  # with what is there, it still scores
+    assert {"namespaces", "landlock"} <= set(bare_caps["missing"])
     caps, caps2, v, limits = arun(go())
     assert v.passed, v
     assert set(caps["missing"]) == {"cgroup", "landlock"}
