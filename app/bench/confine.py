@@ -330,10 +330,15 @@ def child_pids(parent: int) -> list[int]:
     return pids
 
 
-def processes_of_uid(uid: int) -> int:
-    """How many processes run as `uid` now (for an RLIMIT_NPROC that counts them all)."""
+def processes_of_uid(uid: int) -> int | None:
+    """How many processes run as `uid` now (for an RLIMIT_NPROC that counts them all), or
+    None where there is no /proc to count them in."""
     n = 0
-    for entry in os.listdir("/proc"):
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
         if entry.isdigit():
             try:
                 n += os.stat(f"/proc/{entry}").st_uid == uid

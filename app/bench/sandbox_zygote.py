@@ -234,7 +234,8 @@ class Zygote:
             if self.own_userns:
                 nproc += 1
             elif self.uid is None:
-                nproc += confine.processes_of_uid(os.getuid()) - 1
+                others = confine.processes_of_uid(os.getuid())
+                nproc = nproc + others - 1 if others is not None else None
         if self.jail:
             os.chroot(self.jail)
         os.chdir(workdir)
@@ -245,7 +246,8 @@ class Zygote:
         sys.dont_write_bytecode = True
         if os.name == "posix" and (self.uid is not None or confine.IS_LINUX):
             confine.drop_privileges(self.uid)
-        _limit(resource.RLIMIT_NPROC, nproc)
+        if nproc is not None:
+            _limit(resource.RLIMIT_NPROC, nproc)
         confine.landlock_confine(workdir, self.trees + list(confine.DEVICES), self.abi)
         if "seccomp" not in self.without:
             confine.deny_sockets()
