@@ -153,7 +153,7 @@ class HumanEvalRun:
         async def score(key, sample, gen_s, tokens):
             nonlocal done, passed
             problem = self.problems[key[0]]
-            verdict = await self.sandbox.run(he.program(problem, sample["completion"]))
+            verdict = await self.sandbox.check(problem, sample["completion"])
             row = {"task_id": key[0], "sample": key[1], "completion": sample["completion"],
                    "passed": verdict.passed,
                    "result": "passed" if verdict.passed else (
