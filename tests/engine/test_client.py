@@ -2,7 +2,6 @@
 import asyncio
 import os
 import signal
-import time
 
 import pytest
 from llama_cpp import Llama
@@ -56,20 +55,20 @@ def test_cancel_during_generation_keeps_model_loaded(smollm):
             pid = client.worker_pid
             gen = client.generate("Count from one to one thousand: one, two, three,",
                                   GenerateParams(max_tokens=3000))
-            n = 0
+            n = after_cancel = 0
             async for _ in gen:
                 n += 1
+                after_cancel += n > 5
                 if n == 5:
                     gen.cancel()
-                    t_cancel = time.perf_counter()
-            waited = time.perf_counter() - t_cancel
             after = await client.generate("def add(a, b):", GenerateParams(max_tokens=8)).result()
-            return gen.stats, waited, pid, client.worker_pid, after
+            return gen.stats, after_cancel, pid, client.worker_pid, after
 
-    stats, waited, pid_before, pid_after, after = arun(go(), timeout=120)
+    stats, after_cancel, pid_before, pid_after, after = arun(go(), timeout=120)
     assert stats.finish_reason == "cancelled"
+    # the worker checks for a cancel between tokens: only what was already in the pipe follows
+    assert after_cancel <= 8, f"{after_cancel} chunks arrived after the cancel"
     assert stats.completion_tokens < 100
-    assert waited < 10, f"cancel took {waited:.1f} s"
     assert pid_before == pid_after, "cancel must not restart the worker"
     assert after.strip()
 
@@ -88,18 +87,16 @@ def test_cancel_during_long_prompt(smollm):
                     gen.cancel()
 
             gen = client.generate(LONG_PROMPT, GenerateParams(max_tokens=16), on_progress=on_progress)
-            t0 = time.perf_counter()
             text = await gen.result()
-            waited = time.perf_counter() - t0
             after = await client.generate("def add(a, b):", GenerateParams(max_tokens=8)).result()
-            return gen.stats, seen, text, waited, pid, client.worker_pid, after
+            return gen.stats, seen, text, pid, client.worker_pid, after
 
-    stats, seen, text, waited, pid_before, pid_after, after = arun(go(), timeout=120)
+    stats, seen, text, pid_before, pid_after, after = arun(go(), timeout=120)
     assert stats.finish_reason == "cancelled"
     assert stats.completion_tokens == 0 and text == ""
     assert stats.prompt_tokens > 5000
-    assert max(seen) < 0.5, f"prompt evaluation went on after cancel: {seen}"
-    assert waited < 30
+    # progress comes per batch: the cancel is honoured within a batch or two, not at the end
+    assert len(seen) <= 3 and max(seen) < 0.5, f"prompt evaluation went on after cancel: {seen}"
     assert pid_before == pid_after
     assert after.strip()
 
