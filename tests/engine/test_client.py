@@ -17,6 +17,9 @@ PROMPTS = [
     "<|im_start|>user\nWrite a Python function that checks whether a number is prime.<|im_end|>\n"
     "<|im_start|>assistant\n",
 ]
+# The cancel tests check that the worker honours a cancel itself (same pid after): the client's
+# kill-after-grace fallback must not stand in for it on a loaded machine, whatever its speed.
+PATIENT = 600.0
 # A long, varied prompt: repeated text would make the model loop, which is fine, but long
 # prompts are what cancel-during-prompt and prefix reuse are about.
 LONG_PROMPT = "".join(f"def helper_{i}(x, y):\n    return x * {i} + y - {i % 7}\n\n" for i in range(300))
@@ -50,7 +53,7 @@ def test_greedy_output_equals_plain_llama_cpp(smollm, prompt):
 
 def test_cancel_during_generation_keeps_model_loaded(smollm):
     async def go():
-        async with EngineClient() as client:
+        async with EngineClient(cancel_grace_s=PATIENT) as client:
             await client.load(smollm, n_ctx=4096, n_threads=THREADS)
             pid = client.worker_pid
             gen = client.generate("Count from one to one thousand: one, two, three,",
@@ -75,7 +78,7 @@ def test_cancel_during_generation_keeps_model_loaded(smollm):
 
 def test_cancel_during_long_prompt(smollm):
     async def go():
-        async with EngineClient() as client:
+        async with EngineClient(cancel_grace_s=PATIENT) as client:
             await client.load(smollm, n_ctx=8192, n_threads=THREADS, n_batch=256)
             pid = client.worker_pid
             seen = []
