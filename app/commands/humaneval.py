@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 from app import paths
+from app.bench.run_folder import SETTINGS
 from app.cli import UserError, gpu_layers_arg
 from app.commands.status_line import StatusLine, eta_text
-
-from app.bench.run_folder import SETTINGS
 
 # Settings that a resumed run takes from run.json rather than from the command line (the GUI
 # writes the same file).
@@ -127,8 +126,9 @@ def run_settings(args) -> dict:
 
 def _problem_ids_are_text(problems: list[dict], where: str) -> None:
     for n, p in enumerate(problems, 1):
-        if not isinstance(p, dict) or not isinstance(p.get("task_id"), str):
-            raise UserError(f"{where}: entry {n} has a task_id that is not a string: {p.get('task_id') if isinstance(p, dict) else p!r:.60}")
+        task_id = p.get("task_id") if isinstance(p, dict) else p
+        if not isinstance(task_id, str):
+            raise UserError(f"{where}: entry {n} has a task_id that is not a string: {task_id!r:.60}")
 
 
 def select_problems(args) -> tuple[list[dict], dict]:
