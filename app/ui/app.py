@@ -70,7 +70,7 @@ def install_exception_dialog(window, loop) -> None:
     loop.set_exception_handler(loop_handler)
 
 
-def make_app(settings, theme: str | None = None):
+def make_app(settings):
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -81,7 +81,7 @@ def make_app(settings, theme: str | None = None):
     icon = paths_resource("icons/llamadesk.svg")
     if icon:
         app.setWindowIcon(QIcon(str(icon)))
-    apply_theme(app, theme or settings.theme)
+    apply_theme(app, settings.theme)
     return app
 
 
@@ -134,7 +134,11 @@ def run_gui(args) -> int:
             return 2
     setup_logging()
     settings = Settings.load()
-    app = make_app(settings, getattr(args, "theme", None))
+    app = make_app(settings)
+    if getattr(args, "theme", None):  # for this run only: the settings keep theirs
+        from app.ui.theme import apply_theme
+
+        apply_theme(app, args.theme)
     window = MainWindow(settings)
     if shot:  # nobody is there to close a dialog: problems go to stderr
         window.tabs.warn = lambda _title, text: print(f"llamadesk: {text}", file=sys.stderr)
