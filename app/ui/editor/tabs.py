@@ -1,6 +1,7 @@
 """Editor tabs: open, save, save as, the unsaved-changes prompt, and autosave for recovery."""
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from app.ui.editor import text_file
 from app.ui.editor.code_editor import CodeEditor
 
 FIRST_CHARS = 256 * 1024    # shown at once; a larger file's rest is appended in idle time
-SLICE_CHARS = 256 * 1024    # appended per idle step while it loads (read-only until done)
+SLICE_CHARS = 256 * 1024    # appended at a time while it loads (read-only until done)
+SLICE_S = 0.05              # of appending per idle step
 
 
 class EditorTab(CodeEditor):
@@ -57,12 +59,16 @@ class EditorTab(CodeEditor):
         return bool(self._rest)
 
     def _load_slice(self) -> None:
-        end = self._rest.find("\n", self._rest_at + SLICE_CHARS) + 1 or len(self._rest)
         self.highlighter.hold()
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.End)
-        cursor.insertText(self._rest[self._rest_at:end])
-        self._rest_at = end
+        # one piece for about SLICE_S, then back to the event loop (fewer, larger inserts)
+        start = time.perf_counter()
+        end = self._rest_at
+        while end < len(self._rest) and time.perf_counter() - start < SLICE_S:
+            end = self._rest.find("\n", self._rest_at + SLICE_CHARS) + 1 or len(self._rest)
+            cursor.insertText(self._rest[self._rest_at:end])
+            self._rest_at = end
         self.document().setModified(False)  # read-only meanwhile: nothing of the user's to keep
         if end >= len(self._rest):
             self._loader.stop()
