@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from app.atomic import write_atomic
+
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 # What run.json holds (the CLI's option names), with the defaults of a new run. The runner adds
@@ -27,15 +29,6 @@ class RunFolderError(Exception):
 
 class RunFolderBusy(RunFolderError):
     pass
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _describe(pid: str) -> str:
@@ -119,4 +112,4 @@ class RunFolder:
         return saved
 
     def write_settings(self, settings: dict) -> None:
-        atomic_write_text(self.path / RUN_FILE, json.dumps(settings, indent=2))
+        write_atomic(self.path / RUN_FILE, json.dumps(settings, indent=2))

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from app import __version__, paths
+from app.atomic import write_atomic
 from app.bench import humaneval as he
-from app.bench.run_folder import RunFolder, RunFolderError, atomic_write_text
+from app.bench.run_folder import RunFolder, RunFolderError
 from app.bench.sandbox import Sandbox
 
 
@@ -92,7 +93,7 @@ def file_sha256(path: str | Path) -> str:
             h.update(chunk)
     known[key] = h.hexdigest()
     paths.ensure(cache.parent)
-    atomic_write_text(cache, json.dumps(known))
+    write_atomic(cache, json.dumps(known))
     return known[key]
 
 
@@ -283,7 +284,7 @@ class HumanEvalRun:
         complete = not self._cancelled and done == len(items)
         summary = self._summary(results_log.rows, complete, time.perf_counter() - t0,
                                 await sha_task if sha_task else None)
-        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
+        write_atomic(self.out / "summary.json", json.dumps(summary, indent=2))
         return summary
 
     async def _score(self, key, sample, gen_s, tokens) -> dict:
