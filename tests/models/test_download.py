@@ -179,10 +179,13 @@ def test_not_enough_disk_space(hub, tmp_path, small_gguf):
         finally:
             subprocess.run(["umount", str(cache)], check=True)
     else:  # a user namespace gives an unprivileged user a small filesystem of its own
-        script = f"mount -t tmpfs -o size=4m tmpfs {cache} && exec \"$@\""
+        # the tmpfs vanishes with the namespace: list what is left in it before leaving
+        listing = tmp_path / "left.txt"
+        script = (f"mount -t tmpfs -o size=4m tmpfs {cache} && \"$@\"; rc=$?; "
+                  f"find {cache} -type f -printf '%f\\n' > {listing}; exit $rc")
         r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", *cmd],
                            capture_output=True, text=True, env=env, timeout=120)
-        left = []
+        left = listing.read_text().split()
     assert r.returncode == 2, r.stderr
     assert "not enough disk space" in r.stderr and "Traceback" not in r.stderr
     assert not [n for n in left if not n.endswith(".lock")]
