@@ -291,6 +291,14 @@ class RemoteEngine(Engine):
         gen.id, self._next_id = self._next_id, self._next_id + 1
         self._pending.append(gen)
         gen._task = asyncio.ensure_future(self._serve(gen, path, body))
+
+        def finished(task):  # a task cancelled before it ran never reached _serve's finally
+            if task.cancelled() and gen.stats is None:
+                gen.stats = cancelled_stats()
+                if gen in self._pending:
+                    self._pending.remove(gen)
+                gen._end()
+        gen._task.add_done_callback(finished)
         return gen
 
     def _body(self, params: GenerateParams, body: dict) -> dict:
