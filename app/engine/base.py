@@ -179,6 +179,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    def kill(self) -> None:
+        """Stop at once, without waiting (the window is closing): the local engine kills its
+        worker; a remote one drops its streams, which makes the server stop generating."""
+        self.cancel(queued=True)
+
     def chat(self, messages: list[dict], params: GenerateParams | None = None) -> Generation:
         """One chat turn in the model's own chat format (rendered here from its template)."""
         from app.engine import prompts

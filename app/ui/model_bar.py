@@ -156,6 +156,9 @@ class ModelBar(QWidget):
         from app.engine.remote import RemoteEngine
 
         await self.disconnect_server()
+        if self.local_engine.info is not None:  # one model in memory at a time
+            await self.local_engine.unload()
+            await self.local_engine.close()
         self.load_btn.setEnabled(False)
         self.restart_btn.hide()
         self.state.setText(f"Connecting to {entry['url']}…")

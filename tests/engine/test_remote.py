@@ -255,10 +255,11 @@ def test_cancel_stops_llama_server_generating(llama_server):
                 if not s["is_processing"]:
                     break
                 await asyncio.sleep(0.05)
-            first = s["next_token"][0]["n_decoded"] if isinstance(s["next_token"], list) else s["next_token"]["n_decoded"]
-            return gen.stats, s, first
+            first = s["next_token"][0]["n_decoded"]
+            again = (await asyncio.to_thread(slot))["next_token"][0]["n_decoded"]
+            return gen.stats, s, first, again
 
-    stats, s, decoded = arun(go(), 120)
+    stats, s, decoded, again = arun(go(), 120)
     assert stats.finish_reason == "cancelled"
     assert not s["is_processing"]
-    assert decoded < 3000
+    assert decoded < 3000 and again == decoded

@@ -24,9 +24,10 @@ def test_gui_connects_streams_and_survives_the_server_killed(gui, smollm, tmp_pa
             assert await w.model_bar.connect_server(entry)
             assert w.engine.kind == "remote" and w.engine.models
             assert w.engine.api_model in w.model_bar.state.text()
+            w.settings.max_tokens = 16
             w.assistant.prompt.setPlainText("Say hello.")
             w.assistant.ask()
-            await until(lambda: w.assistant.generation is not None and w.assistant.generation.done, 120)
+            await until(lambda: w.assistant.generation is not None and w.assistant.generation.done, 300)
             first = w.assistant.answer
             # now a long answer, and the server dies while it streams
             w.settings.max_tokens = 2000
