@@ -198,7 +198,7 @@ class ModelBar(QWidget):
 
     # --- serve the loaded model ----------------------------------------------------------------
     async def toggle_serve(self, port: int = 8080) -> str | None:
-        from app.engine.serve import Server
+        from app.engine.serve import ThreadedServer as Server
 
         if self.served is not None:
             await self.served.stop()
