@@ -24,6 +24,9 @@ class Settings:
     window_geometry: str = ""          # base64 of QMainWindow.saveGeometry()
     window_state: str = ""             # base64 of QMainWindow.saveState()
     autosave_s: float = 1.5
+    # Saved servers: {"url", "model", "key_env", "ca_bundle"}; the key itself lives in the keyring.
+    servers: list[dict] = field(default_factory=list)
+    source: str = ""                   # "" = this computer, else the URL of a saved server
 
     @classmethod
     def load(cls) -> "Settings":
