@@ -16,9 +16,13 @@ class Replay:
     tokens: list[int]
     gaps: list[float]       # top-1 minus top-2 logit at each step
     texts: list[str]        # text after each step
+    batch_diff: float | None = None   # max |logit| change at batch_check_at when batched
 
 
-def replay(model_path, prompt: str, max_tokens: int, n_ctx: int = 4096, n_batch: int = 512) -> Replay:
+def replay(model_path, prompt: str, max_tokens: int, n_ctx: int = 4096, n_batch: int = 512,
+           batch_check_at: int | None = None) -> Replay:
+    """With batch_check_at=i, also evaluate step i's input inside a batch of 2 (as lookup's
+    verification does) and keep how far those logits are from the one-token ones."""
     import llama_cpp as L
     from llama_cpp import Llama
 
@@ -30,6 +34,7 @@ def replay(model_path, prompt: str, max_tokens: int, n_ctx: int = 4096, n_batch:
         prompt_tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
         batch = L.llama_batch_init(n_batch, 0, 1)
         out, gaps, texts = [], [], []
+        replayed_batch_diff: list[float] = []
 
         def decode(tokens, pos0):
             for start in range(0, len(tokens), n_batch):
@@ -43,7 +48,19 @@ def replay(model_path, prompt: str, max_tokens: int, n_ctx: int = 4096, n_batch:
 
         logits = decode(prompt_tokens, 0)
         raw = b""
-        for _ in range(max_tokens):
+        mem = L.llama_get_memory(ctx)
+        for step in range(max_tokens):
+            if step == batch_check_at and step >= 2:
+                end = len(prompt_tokens) + len(out)
+                L.llama_memory_seq_rm(mem, 0, end - 2, -1)
+                for i, t in enumerate(out[-2:]):
+                    batch.token[i], batch.pos[i], batch.n_seq_id[i] = t, end - 2 + i, 1
+                    batch.seq_id[i][0], batch.logits[i] = 0, True
+                batch.n_tokens = 2
+                assert L.llama_decode(ctx, batch) == 0
+                batched = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, 1), shape=(n_vocab,))
+                self_diff = float(np.abs(batched - logits).max())
+                replayed_batch_diff.append(self_diff)
             top2 = np.partition(logits, -2)[-2:]
             tok = int(np.argmax(logits))
             if L.llama_vocab_is_eog(vocab, tok):
@@ -54,7 +71,7 @@ def replay(model_path, prompt: str, max_tokens: int, n_ctx: int = 4096, n_batch:
             texts.append(raw.decode("utf-8", errors="replace"))
             logits = decode([tok], len(prompt_tokens) + len(out) - 1)
         L.llama_batch_free(batch)
-        return Replay(out, gaps, texts)
+        return Replay(out, gaps, texts, replayed_batch_diff[0] if replayed_batch_diff else None)
     finally:
         llm.close()
 
