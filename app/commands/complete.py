@@ -1,6 +1,7 @@
 """`llamadesk complete`: stream one completion from a local GGUF model or a server to stdout."""
 from __future__ import annotations
 
+import os
 import sys
 
 from app.cli import UserError, add_engine_args, engine_options, gpu_layers_arg, print_json_line
@@ -32,11 +33,11 @@ async def run(args) -> int:
     from app.engine.base import EngineError, open_engine
     from app.engine.protocol import GenerateParams
 
-    text = sys.stdin.read() if args.prompt == "-" else args.prompt
+    text = read_prompt(args.prompt)
     if args.ctx <= 0 or args.max_tokens <= 0:
         raise UserError("--ctx and --max-tokens must be positive")
-    engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx, gpu_layers=args.gpu_layers,
-                               threads=args.threads, **engine_options(args))
+    engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx,
+                               gpu_layers=args.gpu_layers, threads=args.threads, **engine_options(args))
     async with engine:
         loaded = engine.info
         params = GenerateParams(max_tokens=args.max_tokens, temperature=args.temperature,
@@ -63,14 +64,20 @@ async def run(args) -> int:
             async for chunk in gen:
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
-        except (KeyboardInterrupt, BrokenPipeError):
-            gen.cancel()
-            raise
         except EngineError:
             sys.stdout.write("\n")
             raise
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (`| head -c 5`): stop quietly
+            gen.cancel()
+            return quiet_broken_pipe()
+        except KeyboardInterrupt:
+            gen.cancel()
+            raise
+        try:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return quiet_broken_pipe()
         if args.stats:
             s = gen.stats
             print_json_line({
@@ -87,3 +94,28 @@ async def run(args) -> int:
                 "in_flight": s.in_flight,
             })
     return 0
+
+
+def read_prompt(arg: str) -> str:
+    """The prompt from the argument or stdin, as UTF-8; bytes that are not UTF-8 become U+FFFD
+    (and the user is told), instead of failing later when the text is encoded."""
+    if arg == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        raw = os.fsencode(arg)  # undoes the surrogateescape that sys.argv decoding applied
+    text = raw.decode("utf-8", errors="replace")
+    if "\ufffd" in text and "\ufffd".encode() not in raw:
+        print("llamadesk: the prompt is not valid UTF-8; undecodable bytes were replaced with U+FFFD",
+              file=sys.stderr)
+    return text
+
+
+def quiet_broken_pipe() -> int:
+    """Exit status for a closed stdout; later flushes (at exit) write to /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a program stopped by a closed pipe

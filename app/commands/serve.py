@@ -2,7 +2,6 @@
 OpenAI-compatible API, for editors such as VS Code's Continue, llama.vscode or Zed."""
 from __future__ import annotations
 
-import sys
 
 from app.cli import UserError, add_engine_args, engine_options, gpu_layers_arg
 

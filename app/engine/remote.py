@@ -371,8 +371,9 @@ class RemoteEngine(Engine):
     async def _read_events(self, gen: Generation, r: httpx.Response, t_sent: float, chat: bool) -> None:
         t_first = None
         finish, usage, timings, n_chunks, done = None, {}, {}, 0, False
+        lines = r.aiter_lines()
         try:
-            async for line in r.aiter_lines():
+            async for line in lines:
                 if not line.startswith("data:"):
                     continue  # comments, event names, blank separators
                 data = line[5:].strip()
@@ -411,6 +412,8 @@ class RemoteEngine(Engine):
         except httpx.ReadTimeout:
             raise EngineError(f"the server at {self.url} sent nothing for {self.stall_s:.0f} s; "
                               f"gave up on this answer") from None
+        finally:
+            await lines.aclose()  # closed here, in this loop, not by the garbage collector later
         if not done and finish is None:
             raise EngineError(f"the server at {self.url} closed the connection mid-answer")
         t_end = time.perf_counter()

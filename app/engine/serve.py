@@ -264,3 +264,107 @@ class Server:
         self.server.should_exit = True
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
+
+
+class _Bridged(Engine):
+    """An engine that lives in another thread's event loop (the GUI's), used from the server's
+    own loop: each generation runs there and its chunks are handed over thread-safely."""
+
+    def __init__(self, engine: Engine, engine_loop: asyncio.AbstractEventLoop):
+        self.engine, self.engine_loop = engine, engine_loop
+        self.kind = engine.kind
+
+    @property
+    def info(self):
+        return self.engine.info
+
+    @property
+    def capabilities(self):
+        return self.engine.capabilities
+
+    def generate(self, prompt, params=None, on_progress=None):
+        return self._run(prompt, params, lambda: self.engine.generate(prompt, params))
+
+    def chat_remote(self, messages, params=None):
+        return self._run(json.dumps(messages), params, lambda: self.engine.chat_remote(messages, params))
+
+    def _run(self, prompt, params, start):
+        from app.engine.base import Generation
+
+        here = asyncio.get_running_loop()
+        proxy = Generation(prompt, params or GenerateParams(), _client=self)
+        proxy._inner = None
+
+        def finish(stats):
+            proxy.stats = stats
+            proxy._end()
+
+        async def pump():
+            inner = proxy._inner = start()
+            if proxy._cancel_requested:
+                inner.cancel()
+            try:
+                async for chunk in inner:
+                    here.call_soon_threadsafe(proxy._emit, chunk)
+            except Exception as exc:
+                here.call_soon_threadsafe(proxy._fail, exc)
+            here.call_soon_threadsafe(finish, inner.stats)
+
+        proxy._task = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(pump(), self.engine_loop))
+        return proxy
+
+    def cancel(self, *, queued: bool = False) -> None:
+        pass  # each generation is cancelled on its own (a client that goes away)
+
+    def _cancel(self, gen) -> None:
+        inner = getattr(gen, "_inner", None)
+        if inner is not None:
+            self.engine_loop.call_soon_threadsafe(inner.cancel)
+
+    async def close(self) -> None:
+        pass  # the engine belongs to its own loop's owner
+
+
+class ThreadedServer:
+    """The server in a thread of its own, in front of an engine that lives in the calling loop
+    (the GUI's qasync loop): network I/O stays off the GUI thread."""
+
+    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None):
+        self.engine, self.host, self.port, self.api_key = engine, host, port, api_key
+        self.server = None
+        self.thread = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> str:
+        import socket
+        import threading
+
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        app = build_app(_Bridged(self.engine, asyncio.get_running_loop()), self.api_key)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])),
+                                       name="llamadesk-serve", daemon=True)
+        self.thread.start()
+        while not self.server.started and self.thread.is_alive():
+            await asyncio.sleep(0.02)
+        return self.url
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+            for _ in range(500):  # polled: a blocking join would freeze the GUI
+                if not self.thread.is_alive():
+                    break
+                await asyncio.sleep(0.02)

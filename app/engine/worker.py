@@ -137,6 +137,7 @@ class Worker:
 
         C.llama_model_default_params = params_with_progress
         C.llama_context_default_params = ctx_params_with_sequences
+        _tolerate_bad_chat_templates()
         try:
             kwargs = dict(model_path=req.path, n_ctx=req.n_ctx * n_seq, n_gpu_layers=req.n_gpu_layers,
                           n_batch=req.n_batch, verbose=False)
@@ -168,6 +169,28 @@ class Worker:
         except RequestError as exc:
             self.forget_cancel(req.id)
             self.send(P.Error(exc.kind, str(exc), req.id))
+
+
+def _tolerate_bad_chat_templates() -> None:
+    """Llama() compiles every chat template in the file, and one that does not compile fails the
+    whole load (blamed on the file). LlamaDesk renders templates itself (engine/prompts.py, with
+    limits), so a broken template must fail only the requests that use it, with its own message."""
+    import jinja2
+    from llama_cpp import llama_chat_format as F
+
+    if getattr(F.Jinja2ChatFormatter, "_llamadesk_tolerant", False):
+        return
+    original = F.Jinja2ChatFormatter.__init__
+
+    def init(self, template, *args, **kwargs):
+        try:
+            original(self, template, *args, **kwargs)
+        except jinja2.TemplateError:
+            original(self, "{{ raise_exception('this model file has a broken chat template') }}",
+                     *args, **kwargs)
+
+    F.Jinja2ChatFormatter.__init__ = init
+    F.Jinja2ChatFormatter._llamadesk_tolerant = True
 
 
 def _token_text(llm, token: int) -> str:

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from app import paths
+from app.atomic import write_atomic
 
 LLAMA2 = "Llama 2 Community License"
 QUANTS = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_K_S",
@@ -158,8 +159,5 @@ def refresh(endpoint: str | None = None, token: str | bool | None = None) -> dic
             result["files"][f"{m.repo}/{s.rfilename}"] = {"size": size, "sha256": sha}
             ggufs.append(s.rfilename)
         result["repos"][m.repo] = {"commit": info.sha, "files": sorted(ggufs)}
-    path = paths.ensure(paths.config_dir()) / "catalog-refresh.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    write_atomic(paths.ensure(paths.config_dir()) / "catalog-refresh.json", json.dumps(result, indent=1))
     return result

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
 from app import paths
 from app.bench import humaneval as he
 from app.bench import references
-from app.bench.runner import HumanEvalRun
+from app.bench.run_folder import SETTINGS, RunFolder, RunFolderError
+from app.bench.runner import HumanEvalRun, check_same_model, model_identity, resolve_protocol
 from app.bench.sandbox import Sandbox
-from app.engine import family
 
 
 CHART_REFERENCES = {"Phind-CodeLlama-34B-v2", "Phind-CodeLlama-34B-Python-v1", "Phind-CodeLlama-34B-v1",
@@ -113,52 +113,67 @@ class BenchPanel(QWidget):
         self.refresh_past()
 
     # --- run ---------------------------------------------------------------------------------
-    def start(self, out_dir: Path | None = None, problems: list[dict] | None = None) -> None:
+    def start(self, out_dir: Path | None = None, saved: dict | None = None) -> None:
+        """A new run from the form, or (with `saved`, a run's run.json) the resume of that run."""
         engine = self.window.engine
         if engine.info is None:
             self.status.setText("Load a model first.")
             return
         if self.run is not None:
             return
-        asyncio.ensure_future(self._run(out_dir, problems))
+        asyncio.ensure_future(self._run(out_dir, saved))
 
-    async def _run(self, out_dir, problems) -> None:
+    def _new_settings(self) -> dict:
+        info = self.window.engine.info
+        temp = self.temperature.value()
+        proto = self.protocol.currentText()
+        return {**SETTINGS, "model": str(Path(info.path).resolve()), "model_file": model_identity(info.path),
+                "protocol": None if proto == "auto" else proto, "limit": self.limit.value(),
+                "samples": self.samples.value(), "temperature": None if temp < 0 else temp,
+                "ctx": info.n_ctx}
+
+    async def _run(self, out_dir, saved) -> None:
         engine = self.window.engine
         name = f"{engine.info.name} {Path(engine.info.path).name}"
-        proto_name = self.protocol.currentText()
-        if proto_name == "auto":
-            proto_name = he.default_protocol(name)
-        temp = self.temperature.value()
-        proto = he.make_protocol(proto_name, None if temp < 0 else temp,
-                                 chat_format=family.chat_format(name))
-        problems = problems or he.load_problems(limit=self.limit.value())
         out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(engine.info.path).stem}"
-        self.table.setRowCount(0)
-        self.rows.clear()
-        self.progress.setMaximum(len(problems) * self.samples.value())
-        self.progress.setValue(0)
         self._set_running(True)
-        sandbox = Sandbox()
+        sandbox = None
         try:
+            if saved is not None:  # a resume runs with the run's own settings and model file
+                self.status.setText("Checking that the loaded model is the run's model file…")
+                await asyncio.to_thread(check_same_model, saved, engine.info.path)
+            settings = saved if saved is not None else self._new_settings()
+            proto = resolve_protocol(settings, name)
+            problems = he.load_problems(settings.get("problems"),
+                                        settings["tasks"].split(",") if settings.get("tasks") else None,
+                                        settings.get("limit"))
+            self.table.setRowCount(0)
+            self.rows.clear()
+            self.progress.setMaximum(len(problems) * (settings.get("samples") or 1))
+            self.progress.setValue(0)
+            sandbox = Sandbox(timeout=settings.get("timeout") or 5.0)
             await sandbox.start()
             limits = sandbox.limitations()
             self.sandbox_note.setText("Sandbox: " + ("; ".join(limits) if limits else
                                                      "own process, temp folder, limits, Landlock; "
                                                      "leftover processes killed"))
             model = {"path": engine.info.path, "name": engine.info.name, "quantization": engine.info.quantization}
-            self.run = HumanEvalRun(out, problems, protocol=proto, samples=self.samples.value(), engine=engine,
-                                    sandbox=sandbox, model=model, on_progress=self._progress,
-                                    on_result=self._result)
+            self.run = HumanEvalRun(out, problems, protocol=proto, samples=settings.get("samples") or 1,
+                                    engine=engine, sandbox=sandbox, model=model, seed=settings.get("seed") or 0,
+                                    on_progress=self._progress, on_result=self._result, settings=settings)
             summary = await self.run.run()
             self.current_summary = summary
             state = "done" if summary["complete"] else "stopped (Resume continues it)"
             self.status.setText(f"{state}: pass@1 = {summary.get('pass@1', 0):.3f} "
                                 f"({summary['passed']}/{summary['samples']}), {summary.get('tokens_per_s') or 0} tok/s, "
                                 f"{summary['wall_s']:.0f} s. Results in {out}")
+        except RunFolderError as exc:  # busy folder, another model file, a damaged log
+            self.status.setText(f"Cannot run: {exc}")
         except Exception as exc:  # the engine died, the sandbox failed: say so, keep the window
             self.status.setText(f"The run stopped: {exc}. Resume continues from the results folder {out}.")
         finally:
-            await sandbox.close()
+            if sandbox is not None:
+                await sandbox.close()
             self.run = None
             self._set_running(False)
             self.refresh_past()
@@ -172,6 +187,9 @@ class BenchPanel(QWidget):
         self.start_btn.setEnabled(not running)
         self.resume_btn.setEnabled(not running)
         self.stop_btn.setEnabled(running)
+        # Loading another model mid-run would mix two models in one results folder.
+        self.window.model_bar.setEnabled(not running)
+        self.window.model_bar.setToolTip("Locked while the self-test runs" if running else "")
 
     def _progress(self, p) -> None:
         self.progress.setValue(p.done)
@@ -263,7 +281,13 @@ class BenchPanel(QWidget):
         folder = self._selected_run("Select an incomplete run to resume.")
         if folder is None:
             return
-        done = {json.loads(l)["task_id"] for l in (folder / "samples.jsonl").read_text().splitlines() if l.strip()} \
-            if (folder / "samples.jsonl").exists() else set()
-        limit = max(len(done), self.limit.value())
-        self.start(folder, he.load_problems(limit=limit))
+        try:
+            saved = RunFolder(folder).read_settings()
+        except RunFolderError as exc:
+            self.status.setText(f"Cannot resume: {exc}")
+            return
+        if saved.get("canonical") or saved.get("evaluate") or saved.get("exclude_contaminated"):
+            self.status.setText(f"This run scores given samples or a filtered task list; resume it with "
+                                f"`llamadesk humaneval --resume {folder}`.")
+            return
+        self.start(folder, saved)

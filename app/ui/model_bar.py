@@ -50,6 +50,8 @@ class ModelBar(QWidget):
         self.restart_btn.hide()
         self.download_btn = QPushButton("Download recommended")
         self.download_btn.hide()
+        self.download_btn.clicked.connect(self._download_recommended)  # once: refreshes only retarget it
+        self._recommended = None
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 2, 6, 2)
         self.local_only: list[QWidget] = []
@@ -101,7 +103,11 @@ class ModelBar(QWidget):
             self.download_btn.setToolTip(rec.reason)
             self.state.setText("No model yet: download the recommended one, or open a .gguf file.")
             self.state.setToolTip(rec.reason)
-            self.download_btn.clicked.connect(lambda: self.window.start_download(rec.file.id))
+            self._recommended = rec.file.id
+
+    def _download_recommended(self) -> None:
+        if self._recommended:
+            self.window.start_download(self._recommended)
 
     def _picked(self, index: int) -> None:
         if self.model.itemData(index) is None:
@@ -198,7 +204,7 @@ class ModelBar(QWidget):
 
     # --- serve the loaded model ----------------------------------------------------------------
     async def toggle_serve(self, port: int = 8080) -> str | None:
-        from app.engine.serve import Server
+        from app.engine.serve import ThreadedServer as Server
 
         if self.served is not None:
             await self.served.stop()

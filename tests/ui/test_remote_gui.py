@@ -36,12 +36,11 @@ def test_gui_connects_streams_and_survives_the_server_killed(gui, smollm, tmp_pa
             await until(lambda: len(w.assistant.answer or "") > 0 and w.assistant.generation is not None
                         and len(w.assistant.generation.text) > 5, 120)
             server.kill()
-            await until(lambda: w.assistant.generation.done, 60)
+            await until(lambda: "failed" in w.assistant.view.toPlainText(), 120)
             return first
 
         first = gui.run(go())
         assert first.strip()
-        assert "failed" in w.assistant.view.toPlainText()
         assert editor.toPlainText() == "x = 1\n"  # the editor keeps its text
         assert w.model_bar.restart_btn.isVisibleTo(w.model_bar)
         assert w.model_bar.restart_btn.text() == "Reconnect"
@@ -74,18 +73,39 @@ def test_server_dialog_lists_models_and_keeps_no_key_in_plain_text(gui, smollm, 
         server.stop()
 
 
-def test_serve_the_loaded_model(gui, smollm):
-    w = gui.window
+SERVE_DRIVER = """
+import asyncio, json, os, sys, tempfile
+import httpx
+from app.recovery import RecoveryStore
+from app.settings import Settings
+from app.ui.app import build
+app, loop, window = build(Settings(autosave_s=0.2), RecoveryStore(tempfile.mkdtemp()))
+window.show()
+async def go():
+    assert await window.model_bar.load(sys.argv[1])
+    url = await window.model_bar.toggle_serve(port=0)
+    shown = window.model_bar.state.text()
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.post(url + "/completions", json={"prompt": "def f():", "max_tokens": 8, "temperature": 0})
+    await window.model_bar.toggle_serve()
+    await window.engine.close()
+    return {"url": url, "shown": shown, "status": r.status_code, "text": r.json()["choices"][0]["text"]}
+print(json.dumps(loop.run_until_complete(asyncio.wait_for(go(), 300))), flush=True)
+os._exit(0)  # the result is out; Qt's teardown of qasync's executor threads is not under test
+"""
 
-    async def go():
-        assert await w.model_bar.load(str(smollm))
-        url = await w.model_bar.toggle_serve(port=0)
-        r = await __import__("asyncio").to_thread(
-            httpx.post, url + "/completions", json={"prompt": "def f():", "max_tokens": 8, "temperature": 0},
-            timeout=120)
-        await w.model_bar.toggle_serve()
-        return url, r
 
-    url, r = gui.run(go())
-    assert url.startswith("http://127.0.0.1:")
-    assert r.status_code == 200 and r.json()["choices"][0]["text"]
+def test_serve_the_loaded_model(smollm, tmp_path):
+    # In its own process: the window, its qasync loop and the server thread, as the app runs them.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", SERVE_DRIVER, str(smollm)], capture_output=True, text=True,
+                       timeout=400, env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
+                                         "LLAMADESK_HOME": str(tmp_path / "home")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["url"].startswith("http://127.0.0.1:") and out["url"] in out["shown"]
+    assert out["status"] == 200 and out["text"]
