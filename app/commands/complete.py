@@ -23,6 +23,9 @@ def register(sub) -> None:
     c.add_argument("--gpu-layers", type=gpu_layers_arg, default="auto", help="auto, or a number (-1 = all)")
     c.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     c.add_argument("--stats", action="store_true", help="print one JSON line of statistics on stderr")
+    c.add_argument("--purpose", choices=["edit", "ask", "complete"], default="",
+                   help="what the request is for: edit uses prompt-lookup decoding, ask does when "
+                        "the prompt holds code")
 
 
 async def run(args) -> int:
@@ -38,7 +41,8 @@ async def run(args) -> int:
     async with engine:
         loaded = engine.info
         params = GenerateParams(max_tokens=args.max_tokens, temperature=args.temperature,
-                                top_p=args.top_p, top_k=args.top_k, seed=args.seed, stop=list(args.stop))
+                                top_p=args.top_p, top_k=args.top_k, seed=args.seed, stop=list(args.stop),
+                                purpose=args.purpose)
         fmt = args.format
         if fmt == "auto":
             fmt = family.prompt_format(loaded.chat_template, loaded.name, loaded.path)
@@ -83,6 +87,11 @@ async def run(args) -> int:
                 "finish_reason": s.finish_reason, "format": used,
                 "n_gpu_layers": loaded.n_gpu_layers, "offload": loaded.offload_note,
                 "threads": loaded.n_threads, "engine": engine.kind,
+                # prompt-lookup decoding (tokens_per_s above is then the effective rate) and
+                # how many sequences the engine decoded together meanwhile
+                "lookup_drafted": s.draft_tokens, "lookup_accepted": s.accepted_tokens,
+                "acceptance": None if s.acceptance is None else round(s.acceptance, 3),
+                "in_flight": s.in_flight,
             })
     return 0
 

@@ -205,6 +205,25 @@ class ProgressLine:
                        force=p.done >= p.total)
 
 
+async def _measured_parallel(args) -> int:
+    """The local engine's best sequence count for this model and backend (probed once, ~10 s)."""
+    from app.engine import hardware, parallel_probe
+    from app.engine.base import open_engine
+
+    def probe_engine(n):
+        return open_engine(args.model, n_ctx=1024, gpu_layers=args.gpu_layers, threads=args.threads,
+                           parallel=n)
+
+    backend = hardware.detect_backend()
+    fresh = parallel_probe.cached(args.model, backend) is None
+    if fresh:
+        print("measuring how many sequences to decode together (once per model, ~10 s)...",
+              file=sys.stderr)
+    n = await parallel_probe.default_parallel(args.model, backend=backend, open_probe_engine=probe_engine)
+    print(f"parallel sequences: {n}" + (" (measured)" if fresh else " (measured before)"), file=sys.stderr)
+    return n
+
+
 async def run(args) -> int:
     if not (args.resume or args.model or args.engine or args.canonical or args.evaluate):
         raise UserError("give --model FILE, --engine URL, --canonical or --evaluate SAMPLES.jsonl")
@@ -242,9 +261,12 @@ async def _run_in(folder, saved: dict | None, args) -> int:
     try:
         await sandbox.start()
         if given is None:
+            parallel = args.parallel
+            if parallel is None and not args.engine:
+                parallel = await _measured_parallel(args)
             engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx,
                                        gpu_layers=args.gpu_layers, threads=args.threads,
-                                       **engine_options(args))
+                                       parallel=parallel or 1, **engine_options(args))
             info = engine.info
             try:
                 protocol = resolve_protocol(vars(args), f"{info.name} {Path(info.path).name}")

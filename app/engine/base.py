@@ -65,6 +65,7 @@ class ModelInfo:
     bos_token: str = ""
     eos_token: str = ""
     gpu_offload: bool = False
+    n_seq: int = 1           # sequences the local engine decodes together (parallel slots)
     infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
     offload_note: str = ""   # why this many GPU layers
     remote: dict | None = None  # for a server: url, endpoints found, its claims about its model
@@ -88,6 +89,13 @@ class GenerationStats:
     tokens_per_s: float    # tokens after the first / time after the first
     total_s: float
     finish_reason: str
+    draft_tokens: int = 0      # prompt-lookup decoding: tokens proposed ...
+    accepted_tokens: int = 0   # ... and confirmed by the model
+    in_flight: int = 1         # most sequences the engine decoded together during this one
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
 
 
 def cancelled_stats() -> GenerationStats:
@@ -226,7 +234,8 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
                       threads: int | None = None, api_model: str | None = None,
                       api_key: str | None = None, ca_bundle: str | None = None,
                       into: Engine | None = None, remote: bool | None = None,
-                      progress: Callable[[str, float], None] | None = None) -> Engine:
+                      progress: Callable[[str, float], None] | None = None,
+                      parallel: int = 1) -> Engine:
     """Open a model file in the local worker (`into`: an EngineClient to load it into) or
     connect to a server (`remote`: the source is a URL; None: decide from its look).
     Raises EngineError (BadSource for what the user must fix)."""
@@ -259,7 +268,8 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
     engine = into if into is not None else EngineClient()
     try:
         info = await engine.load(source, n_ctx=n_ctx, n_gpu_layers=n_gpu,
-                                 n_threads=hardware.bound_threads(threads), progress=progress)
+                                 n_threads=hardware.bound_threads(threads), progress=progress,
+                                 n_seq=max(1, parallel))
     except BaseException:
         if into is None:
             await engine.close()
