@@ -8,7 +8,7 @@ from app.cli import UserError, gpu_layers_arg, print_json_line
 
 def register(sub) -> None:
     c = sub.add_parser("complete", help="stream a completion from a local GGUF model")
-    c.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    c.add_argument("prompt", nargs="?", help="the prompt, or - to read it from stdin")
     c.add_argument("--model", required=True, help="path to a .gguf file")
     c.add_argument("--format", default="auto", choices=["auto", "raw", "phind-v2", "phind-v1", "chat"])
     c.add_argument("--system", help="system prompt for phind-v2 / chat formats")
@@ -22,9 +22,18 @@ def register(sub) -> None:
     c.add_argument("--gpu-layers", type=gpu_layers_arg, default="auto", help="auto, or a number (-1 = all)")
     c.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     c.add_argument("--stats", action="store_true", help="print one JSON line of statistics on stderr")
+    from app.commands import complete_fim
+
+    complete_fim.add_arguments(c)
 
 
 async def run(args) -> int:
+    if args.fim:
+        from app.commands import complete_fim
+
+        return await complete_fim.run(args)
+    if args.prompt is None:
+        raise UserError("give a PROMPT (or - to read it from stdin), or use --fim")
     from app.engine import hardware, prompts
     from app.engine.client import EngineClient, EngineError
     from app.engine.protocol import GenerateParams

@@ -62,6 +62,7 @@ class ModelInfo:
     eos_token: str = ""
     gpu_offload: bool = False
     infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
+    fim_tokens: dict = field(default_factory=dict)  # infill role -> token text (completion.fim)
 
 
 @dataclass
@@ -256,7 +257,8 @@ class EngineClient:
             n_gpu_layers=ev.n_gpu_layers, n_threads=ev.n_threads, load_s=ev.load_s,
             bos_token=ev.bos_token, eos_token=ev.eos_token, gpu_offload=ev.gpu_offload,
             infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
-                                                  "tokenizer.ggml.prefix_token_id")))
+                                                  "tokenizer.ggml.prefix_token_id")),
+            fim_tokens=dict(ev.fim_tokens))
         self._set_state("ready", gi.name)
         return self.info
 

@@ -85,6 +85,7 @@ class Loaded:
     bos_token: str
     eos_token: str
     gpu_offload: bool
+    fim_tokens: dict = field(default_factory=dict)  # infill role (pre, suf, mid, ...) -> token text
 
 
 @dataclass
