@@ -14,12 +14,13 @@ def block_end(text: str, cursor_line: str, max_lines: int) -> str:
     """Cut a suggestion where the block being written ends.
 
     `cursor_line` is the text of the current line before the cursor. The block's indent is
-    that line's; a later line less indented ends it, and so does one back at that indent once
-    a deeper body was written (the next `def` after a function body). At most `max_lines`
-    lines are kept. A suggestion inside a line (text follows on the same line) is one line.
+    that of the line being finished (the cursor's line with the suggestion's first line); a
+    later line less indented ends it, and so does one back at that indent once a deeper body
+    was written (the next `def` after a function body). At most `max_lines` lines are kept.
     """
     lines = text.split("\n")
-    base = indent_of(cursor_line) if cursor_line.strip() else len(cursor_line)
+    first = cursor_line + lines[0]
+    base = indent_of(first) if first.strip() else len(cursor_line)
     kept = [lines[0]]
     went_deeper = False
     for line in lines[1:]:
@@ -43,10 +44,13 @@ def block_ended(text: str, cursor_line: str, max_lines: int) -> bool:
     return bool(rest.strip()) or len(text.split("\n")) > max_lines
 
 
-def trim_overlap(text: str, line_suffix: str, next_lines: list[str]) -> str:
+def trim_overlap(text: str, line_suffix: str, next_lines: list[str],
+                 line_start: bool = False) -> str:
     """Drop the end of a suggestion that repeats what already follows the cursor.
 
-    `line_suffix` is the rest of the cursor's line, `next_lines` the lines after it.
+    `line_suffix` is the rest of the cursor's line, `next_lines` the lines after it;
+    `line_start`: the cursor's line is blank before the cursor, so the suggestion's first line
+    is a whole line that may repeat the next one too.
     """
     tail = line_suffix.strip()
     lines = text.split("\n")
@@ -55,7 +59,7 @@ def trim_overlap(text: str, line_suffix: str, next_lines: list[str]) -> str:
         lines[-1] = last[: len(last) - len(tail)]
     following = [l.strip() for l in next_lines if l.strip()]
     if following:
-        for i in range(1, len(lines)):
+        for i in range(0 if line_start and not tail else 1, len(lines)):
             if not _repeats(lines[i:], following):
                 continue
             lines = lines[:i]
@@ -86,7 +90,7 @@ def finalize(raw: str, cursor_line: str, line_suffix: str, next_lines: list[str]
         text = text.split("\n")[0]  # mid-line: finish this line only
     else:
         text = block_end(text, cursor_line, max_lines)
-    text = trim_overlap(text, line_suffix, next_lines)
+    text = trim_overlap(text, line_suffix, next_lines, line_start=not cursor_line.strip())
     if not text.strip():
         return ""
     return text.rstrip() if "\n" in text else text.rstrip("\n")

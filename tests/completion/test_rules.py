@@ -167,3 +167,27 @@ def test_stats_percentiles_and_saving(tmp_path, monkeypatch):
     back = CompletionStats.load_last()
     assert back.latencies_s == s.latencies_s and back.cache_hits == 2
     assert "p50 300 ms" in back.summary() and "25% accepted" in back.summary()
+
+
+# --- partial accept (issue 12 item 7) --------------------------------------------------------
+
+def test_accept_next_word_and_next_line():
+    from app.completion.accept import split_ghost
+
+    g = "total = a + b\n    return total"
+    assert split_ghost(g, "word") == ("total", " = a + b\n    return total")
+    assert split_ghost(" = a + b\n    return total", "word") == (" =", " a + b\n    return total")
+    assert split_ghost(g, "line") == ("total = a + b", "\n    return total")
+    assert split_ghost("\n    return total", "line") == ("\n    return total", "")
+    assert split_ghost(g, "all") == (g, "")
+    assert split_ghost("x  \n  ", "word") == ("x", "")
+
+
+def test_block_end_on_an_empty_line_takes_the_indent_of_what_is_written_there():
+    raw = "\treturn a + b\n\ndef subtract(a, b):\n\treturn a - b\n\ndef"
+    assert trim.block_end(raw, "", 8) == "\treturn a + b"
+
+
+def test_a_whole_line_suggestion_that_repeats_the_next_line_shows_nothing():
+    assert trim.finalize("\treturn a + b\n\ndef x", "", "", ["\treturn a + b"], 8) == ""
+    assert trim.finalize("    y = 2\n    return y", "    ", "", ["    return y"], 8) == "    y = 2"
