@@ -30,6 +30,9 @@ class SettingsDialog(QDialog):
         form.addRow("Default context (tokens)", self.n_ctx)
         form.addRow("Answer length (tokens)", self.max_tokens)
         form.addRow("Temperature (Ask, Edit)", self.temperature)
+        from app.ui.editor.autocomplete import completion_rows
+
+        self._apply_completion = completion_rows(form, settings)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -40,4 +43,5 @@ class SettingsDialog(QDialog):
         s.theme, s.pygments_style = self.theme.currentText(), self.style.currentText()
         s.font_size, s.n_ctx = self.font_size.value(), int(self.n_ctx.currentText())
         s.max_tokens, s.temperature = self.max_tokens.value(), self.temperature.value()
+        self._apply_completion()
         s.save()
