@@ -34,12 +34,11 @@ def _read(path: str | None, what: str) -> str:
 
 
 async def run(args) -> int:
+    from app.cli import engine_options
     from app.completion.completer import Completer
     from app.completion.fim import FimTokens
     from app.completion.ring import Ring
-    from app.engine import hardware
-    from app.engine.client import EngineClient, EngineError
-    from app.models import gguf_file
+    from app.engine.base import open_engine
 
     if args.prompt is not None:
         raise UserError("--fim takes --prefix-file/--suffix-file, not a PROMPT")
@@ -53,24 +52,14 @@ async def run(args) -> int:
     for path in args.context:
         ring.pick(_read(path, "context file"), Path(path).name)
     ring.flush()
-    try:
-        info = gguf_file.inspect(args.model)
-    except gguf_file.GGUFError as exc:
-        raise UserError(str(exc)) from None
-    n_gpu_layers, _why = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
-    async with EngineClient() as engine:
-        try:
-            loaded = await engine.load(args.model, n_ctx=args.ctx, n_gpu_layers=n_gpu_layers,
-                                       n_threads=args.threads or hardware.detect().default_threads)
-        except EngineError as exc:
-            raise UserError(str(exc)) from None
-        completer = Completer(engine, FimTokens.from_dict(loaded.fim_tokens), ring=ring,
+    # Engine errors (a bad file, a server that does not answer) end as one line in cli.main.
+    engine = await open_engine(args.engine or args.model, n_ctx=args.ctx, gpu_layers=args.gpu_layers,
+                               threads=args.threads, **engine_options(args))
+    async with engine:
+        completer = Completer(engine, FimTokens.from_dict(engine.info.fim_tokens), ring=ring,
                               max_lines=args.max_lines, max_tokens=args.max_tokens)
         spot = completer.spot(prefix + suffix, len(prefix), Path(args.prefix_file).name)
-        try:
-            res = await completer.complete(spot)
-        except EngineError as exc:
-            raise UserError(str(exc)) from None
+        res = await completer.complete(spot)
     sys.stdout.write(res.shown + "\n")
     sys.stdout.flush()
     if args.stats:

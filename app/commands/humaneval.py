@@ -7,19 +7,19 @@ import time
 from pathlib import Path
 
 from app import paths
-from app.cli import UserError, gpu_layers_arg
+from app.cli import UserError, add_engine_args, engine_options, gpu_layers_arg
 from app.commands.status_line import StatusLine, eta_text
 
 RUN_FILE = "run.json"
 # Settings that a resumed run takes from run.json rather than from the command line.
-PERSISTED = ("model", "protocol", "limit", "tasks", "samples", "temperature", "greedy",
+PERSISTED = ("model", "engine", "api_model", "protocol", "limit", "tasks", "samples", "temperature", "greedy",
              "max_tokens", "canonical", "evaluate", "problems", "exclude_contaminated", "ctx",
              "seed", "chat_format", "timeout")
 
 
 def register(sub) -> None:
     h = sub.add_parser("humaneval", help="run HumanEval against a local model, or score samples")
-    h.add_argument("--model", help="path to a .gguf file")
+    add_engine_args(h)
     h.add_argument("--protocol", choices=["phind", "codex", "instruct"],
                    help="default: phind for Phind models, codex otherwise")
     h.add_argument("--chat-format", default="auto", choices=["auto", "phind-v2", "chat"],
@@ -32,6 +32,9 @@ def register(sub) -> None:
     h.add_argument("--max-tokens", type=int)
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--workers", type=int, help="programs tested in parallel (default: cores)")
+    h.add_argument("--parallel", type=int, metavar="N",
+                   help="generations in flight at once (a server batches them; default: the "
+                        "engine's parallel slots)")
     h.add_argument("--timeout", type=float, default=5.0, help="seconds per program")
     h.add_argument("--out", help="output folder (default: a new folder under the results folder)")
     h.add_argument("--resume", help="continue the run in this folder")
@@ -43,6 +46,14 @@ def register(sub) -> None:
     h.add_argument("--ctx", type=int, default=4096)
     h.add_argument("--gpu-layers", type=gpu_layers_arg, default="auto")
     h.add_argument("--threads", type=int)
+
+
+def _label(args) -> str:
+    if args.model:
+        return Path(args.model).stem
+    from urllib.parse import urlsplit
+
+    return "server-" + (urlsplit(args.engine).hostname or "unknown")
 
 
 def _restore(args) -> Path:
@@ -58,7 +69,12 @@ def _restore(args) -> Path:
 
 def _save(args, out: Path) -> None:
     paths.ensure(out)
-    (out / RUN_FILE).write_text(json.dumps({k: getattr(args, k) for k in PERSISTED}, indent=2))
+    saved = {k: getattr(args, k) for k in PERSISTED}
+    if saved["engine"]:  # never a password or token that came inside the URL
+        from app.engine.remote import public_url
+
+        saved["engine"] = public_url(saved["engine"])
+    (out / RUN_FILE).write_text(json.dumps(saved, indent=2))
 
 
 def select_problems(args) -> tuple[list[dict], dict]:
@@ -121,20 +137,21 @@ async def run(args) -> int:
     from app.bench import humaneval as he
     from app.bench.runner import HumanEvalRun
     from app.bench.sandbox import Sandbox
-    from app.engine import hardware
-    from app.engine.client import EngineClient, EngineError
-    from app.models import gguf_file
+    from app.engine import family, hardware
+    from app.engine.base import EngineError, open_engine
 
     out = _restore(args) if args.resume else None
-    if not (args.model or args.canonical or args.evaluate):
-        raise UserError("give --model FILE, --canonical or --evaluate SAMPLES.jsonl")
+    if args.parallel is not None and args.parallel < 1:
+        raise UserError("--parallel must be at least 1")
+    if not (args.model or args.engine or args.canonical or args.evaluate):
+        raise UserError("give --model FILE, --engine URL, --canonical or --evaluate SAMPLES.jsonl")
     problems, note = select_problems(args)
     given, problems = given_samples(args, problems)
     if not problems:
         raise UserError("no tasks to run")
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        label = "canonical" if args.canonical else "evaluate" if args.evaluate else Path(args.model).stem
+        label = "canonical" if args.canonical else "evaluate" if args.evaluate else _label(args)
         out = Path(args.out) if args.out else paths.results_dir() / f"humaneval-{stamp}-{label}"
         if (out / "results.jsonl").exists():
             raise UserError(f"{out} already holds a run; use --resume {out} or another --out")
@@ -145,39 +162,32 @@ async def run(args) -> int:
     try:
         await sandbox.start()
         if given is None:
-            try:
-                info = gguf_file.inspect(args.model)
-            except gguf_file.GGUFError as exc:
-                raise UserError(str(exc)) from None
-            protocol_name = args.protocol or he.default_protocol(f"{info.name} {info.path.name}")
+            engine = await open_engine(args.engine or args.model, n_ctx=args.ctx,
+                                       gpu_layers=args.gpu_layers, threads=args.threads,
+                                       **engine_options(args))
+            info = engine.info
+            protocol_name = args.protocol or family.humaneval_protocol(info.name, info.path)
             chat_format = args.chat_format
             if chat_format == "auto":
-                chat_format = "phind-v2" if "phind" in f"{info.name} {info.path.name}".lower() else "chat"
+                chat_format = family.chat_format(info.name, info.path)
             try:
                 protocol = he.make_protocol(protocol_name, args.temperature, args.greedy,
                                             args.max_tokens, chat_format)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            n_gpu, _ = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
-            engine = EngineClient()
-            try:
-                await engine.load(args.model, n_ctx=args.ctx, n_gpu_layers=n_gpu,
-                                  n_threads=args.threads or hardware.detect().default_threads)
-            except EngineError as exc:
-                raise UserError(str(exc)) from None
-            model = {"path": str(info.path.resolve()), "name": info.name, "file": info.path.name,
-                     "quantization": info.quantization, "file_size": info.file_size,
-                     "n_ctx": args.ctx, "n_gpu_layers": n_gpu}
+            model = engine.record()
         mode = "canonical" if args.canonical else "evaluate" if args.evaluate else "generate"
         progress = ProgressLine()
         runner = HumanEvalRun(out, problems, protocol=protocol, samples=args.samples if given is None else 1,
                               engine=engine, sandbox=sandbox, model=model, seed=args.seed or 0,
                               given_samples=given, note={"mode": mode, **note},
-                              on_progress=progress)
+                              on_progress=progress,
+                              parallel=args.parallel or (engine.capabilities.parallel_slots if engine else 1))
         try:
             summary = await runner.run()
         except EngineError as exc:
-            raise UserError(f"{exc}; resume with --resume {out}") from None
+            exc.args = (f"{exc}; resume with --resume {out}",)
+            raise
         except asyncio.CancelledError:  # Ctrl-C: what was written stays, the run can resume
             runner.cancel()
             print(f"\ninterrupted; resume with: llamadesk humaneval --resume {out}", file=sys.stderr)

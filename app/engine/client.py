@@ -16,11 +16,15 @@ import asyncio
 import collections
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from app.engine import protocol as P
+from app.engine.base import (  # noqa: F401  (re-exported: the errors' old home)
+    Capabilities, Engine, EngineCrashed, EngineError, Generation, GenerationStats, ModelInfo,
+    ModelLoadError, PromptTooLong, cancelled_stats)
+from app.engine.base import _End
 from app.engine.protocol import GenerateParams
 from app.interpreter import module_command
 from app.models import gguf_file
@@ -29,103 +33,10 @@ WORKER_MODULE = "app.engine.worker"
 START_TIMEOUT_S = 120.0
 
 
-class EngineError(Exception):
-    """A request could not be served; the message is one line for the user."""
+class EngineClient(Engine):
+    """The local Engine: llama.cpp in a worker process, one request at a time."""
+    kind = "local"
 
-
-class EngineCrashed(EngineError):
-    def __init__(self, message: str, returncode: int | None, log_tail: list[str]):
-        super().__init__(message)
-        self.returncode = returncode
-        self.log_tail = log_tail
-
-
-class ModelLoadError(EngineError):
-    pass
-
-
-@dataclass
-class ModelInfo:
-    path: str
-    name: str
-    architecture: str
-    layers: int
-    context_length: int
-    quantization: str
-    file_size: int
-    chat_template: str | None
-    n_ctx: int = 0
-    n_gpu_layers: int = 0
-    n_threads: int = 0
-    load_s: float = 0.0
-    bos_token: str = ""
-    eos_token: str = ""
-    gpu_offload: bool = False
-    infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
-    fim_tokens: dict = field(default_factory=dict)  # infill role -> token text (completion.fim)
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-    ttft_s: float          # request sent -> first text arrived, seen by the caller
-    tokens_per_s: float    # tokens after the first / time after the first
-    total_s: float
-    finish_reason: str
-
-
-class _End:
-    pass
-
-
-@dataclass
-class Generation:
-    """One queued or running request: an async iterator of text chunks."""
-    prompt: str
-    params: GenerateParams
-    id: int = 0
-    stats: GenerationStats | None = None
-    text: str = ""
-    _queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    _cancel_requested: bool = False
-    _client: "EngineClient | None" = None
-    _task: asyncio.Task | None = None
-    on_progress: Callable[[str, float], None] | None = None
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> str:
-        item = await self._queue.get()
-        if isinstance(item, _End):
-            self._queue.put_nowait(item)  # iterating again ends again
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            self._queue.put_nowait(_End())
-            raise item
-        return item
-
-    async def result(self) -> str:
-        """Wait for the end and return the whole text (raises what the stream raised)."""
-        async for _ in self:
-            pass
-        return self.text
-
-    def cancel(self) -> None:
-        if self._cancel_requested:
-            return
-        self._cancel_requested = True
-        if self._client is not None:
-            self._client._cancel(self)
-
-    @property
-    def done(self) -> bool:
-        return self._task is not None and self._task.done()
-
-
-class EngineClient:
     def __init__(self, cancel_grace_s: float = 10.0, log_lines: int = 200,
                  on_state: Callable[[str, str], None] | None = None):
         self.cancel_grace_s = cancel_grace_s
@@ -272,6 +183,13 @@ class EngineClient:
                     pass
             self._set_state("idle")
 
+    @property
+    def capabilities(self) -> Capabilities:
+        info = self.info
+        return Capabilities(infill=bool(info and info.infill), tokenize=False,
+                            chat_template=info.chat_template if info else None,
+                            n_ctx=info.n_ctx if info else 0, parallel_slots=1)
+
     # --- generate --------------------------------------------------------------------------
     def generate(self, prompt: str, params: GenerateParams | None = None,
                  on_progress: Callable[[str, float], None] | None = None) -> Generation:
@@ -305,7 +223,7 @@ class EngineClient:
             async with self._lock:
                 self._pending.remove(gen)
                 if gen._cancel_requested:
-                    gen.stats = GenerationStats(0, 0, 0, 0.0, 0.0, 0.0, "cancelled")
+                    gen.stats = cancelled_stats()
                     return
                 self._active = gen
                 try:
@@ -315,7 +233,7 @@ class EngineClient:
         except EngineCrashed as exc:
             if getattr(self, "_stuck", None) is gen:  # we killed it ourselves after a cancel
                 self._stuck = None
-                gen.stats = GenerationStats(0, 0, 0, 0.0, 0.0, 0.0, "cancelled")
+                gen.stats = cancelled_stats()
             else:
                 gen._queue.put_nowait(exc)
         except Exception as exc:
@@ -347,7 +265,7 @@ class EngineClient:
                     if gen.on_progress:
                         gen.on_progress(ev.stage, ev.fraction)
                 elif isinstance(ev, P.Error):
-                    raise EngineError(ev.message)
+                    raise (PromptTooLong if ev.kind == "context_overflow" else EngineError)(ev.message)
                 elif isinstance(ev, P.Done):
                     t_end = time.perf_counter()
                     t_first = t_first or t_end

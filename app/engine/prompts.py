@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from app.engine import family
+
 PHIND_SYSTEM = "You are an intelligent programming assistant."
 FORMATS = ("raw", "phind-v2", "phind-v1", "chat")
 
@@ -43,6 +45,13 @@ class ChatTemplateError(ValueError):
 
 def chat(user: str, template: str, system: str | None = None, bos_token: str = "",
          eos_token: str = "") -> Prompt:
+    messages = ([{"role": "system", "content": system}] if system else []) + \
+               [{"role": "user", "content": user}]
+    return render_messages(messages, template, bos_token, eos_token)
+
+
+def render_messages(messages: list[dict], template: str, bos_token: str = "",
+                    eos_token: str = "") -> Prompt:
     """Render the GGUF's own `tokenizer.chat_template` in a sandbox (the template comes from a
     downloaded file, so it must not reach Python objects)."""
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
@@ -50,8 +59,6 @@ def chat(user: str, template: str, system: str | None = None, bos_token: str = "
     def raise_exception(message):
         raise ChatTemplateError(message)
 
-    messages = ([{"role": "system", "content": system}] if system else []) + \
-               [{"role": "user", "content": user}]
     try:
         text = env.from_string(template).render(
             messages=messages, add_generation_prompt=True, bos_token=bos_token,
@@ -66,10 +73,7 @@ def chat(user: str, template: str, system: str | None = None, bos_token: str = "
 
 def pick_format(name: str, chat_template: str | None) -> str:
     """Format for a model, from its file or general.name: Phind cards first, then its template."""
-    low = name.lower()
-    if "phind" in low:
-        return "phind-v2" if "v2" in low else "phind-v1"
-    return "chat" if chat_template else "raw"
+    return family.prompt_format(chat_template, name)
 
 
 def build(fmt: str, user: str, *, model_name: str = "", chat_template: str | None = None,

@@ -23,6 +23,7 @@ from app.bench import humaneval as he
 from app.bench import references
 from app.bench.runner import HumanEvalRun
 from app.bench.sandbox import Sandbox
+from app.engine import family
 
 
 CHART_REFERENCES = {"Phind-CodeLlama-34B-v2", "Phind-CodeLlama-34B-Python-v1", "Phind-CodeLlama-34B-v1",
@@ -129,7 +130,7 @@ class BenchPanel(QWidget):
             proto_name = he.default_protocol(name)
         temp = self.temperature.value()
         proto = he.make_protocol(proto_name, None if temp < 0 else temp,
-                                 chat_format="phind-v2" if "phind" in name.lower() else "chat")
+                                 chat_format=family.chat_format(name))
         problems = problems or he.load_problems(limit=self.limit.value())
         out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(engine.info.path).stem}"
         self.table.setRowCount(0)

@@ -9,9 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSizePolicy, QSpinBox, QWidget)
 
-from app.engine import hardware
-from app.engine.client import EngineError
-from app.models import gguf_file, local
+from app.engine.base import EngineError, open_engine
+from app.models import local
 
 BROWSE = "Open a .gguf file…"
 
@@ -101,12 +100,12 @@ class ModelBar(QWidget):
             if path:
                 asyncio.ensure_future(self.load(path))
 
-    def gpu_layers_for(self, info: gguf_file.GGUFInfo, n_ctx: int) -> tuple[int, str]:
+    def gpu_layers_text(self) -> str:
         text = self.gpu.currentText().strip()
         if text != "auto" and not text.lstrip("-").isdigit():
             self.gpu.setCurrentText("auto")
             text = "auto"
-        return hardware.resolve_gpu_layers(text, info, n_ctx)
+        return text
 
     async def load(self, path: str) -> bool:
         s = self.window.settings
@@ -116,13 +115,10 @@ class ModelBar(QWidget):
         self.progress.show()
         self.state.setText(f"Loading {Path(path).name}…")
         try:
-            info = await asyncio.to_thread(gguf_file.inspect, path)
-            layers, why = self.gpu_layers_for(info, n_ctx)
-            threads = self.threads.value() or hardware.detect().default_threads
-            loaded = await self.window.engine.load(
-                path, n_ctx=n_ctx, n_gpu_layers=layers, n_threads=threads,
-                progress=lambda stage, f: self.progress.setValue(int(f * 1000)))
-        except (gguf_file.GGUFError, EngineError) as exc:
+            engine = await open_engine(
+                path, n_ctx=n_ctx, gpu_layers=self.gpu_layers_text(), threads=self.threads.value() or None,
+                into=self.window.engine, progress=lambda stage, f: self.progress.setValue(int(f * 1000)))
+        except EngineError as exc:
             self.state.setText(f"Could not load: {exc}")
             return False
         finally:
@@ -131,9 +127,10 @@ class ModelBar(QWidget):
         s.last_model, s.n_ctx, s.gpu_layers, s.threads = path, n_ctx, self.gpu.currentText(), self.threads.value()
         self.load_btn.setText("Unload")
         self.restart_btn.hide()
+        loaded = engine.info
         self.state.setText(f"{loaded.name} · {loaded.quantization} · {loaded.layers} layers · "
                            f"ctx {loaded.n_ctx} · {loaded.load_s:.1f} s")
-        self.state.setToolTip(why)
+        self.state.setToolTip(loaded.offload_note)
         return True
 
     async def unload(self) -> None:

@@ -109,6 +109,12 @@ class AutoComplete(QObject):
             self.own_engine = None
         if not path:
             return ""
+        from app.engine.base import is_url, open_engine
+
+        if is_url(path):  # a completion server: its memory is not ours to plan
+            self.own_engine = await open_engine(path)
+            self._completer = None
+            return f"Completion model: {self.own_engine.info.name} at {path}"
         chat = self.window.engine.info if self.window.engine else None
         comp = await asyncio.to_thread(gguf_file.inspect, path)
         chat_gguf = await asyncio.to_thread(gguf_file.inspect, chat.path) if chat else None
