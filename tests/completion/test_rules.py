@@ -191,3 +191,16 @@ def test_block_end_on_an_empty_line_takes_the_indent_of_what_is_written_there():
 def test_a_whole_line_suggestion_that_repeats_the_next_line_shows_nothing():
     assert trim.finalize("\treturn a + b\n\ndef x", "", "", ["\treturn a + b"], 8) == ""
     assert trim.finalize("    y = 2\n    return y", "    ", "", ["    return y"], 8) == "    y = 2"
+
+
+def test_doctor_prints_the_last_runs_completion_stats(tmp_path, monkeypatch):
+    from app.commands import doctor
+
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path))
+    rows = dict(doctor.report())
+    assert rows["completion (last run)"] == "no suggestions recorded yet"
+    s = CompletionStats(requests=3, shown=2, accepted=1, cache_hits=1)
+    for v in (0.2, 0.3, 0.4):
+        s.request_done(v)
+    s.save()
+    assert dict(doctor.report())["completion (last run)"].startswith("p50 300 ms, p90 380 ms over 3 requests")
