@@ -52,7 +52,7 @@ class AutoComplete(QObject):
         self.timer = QTimer(self, singleShot=True)
         self.timer.timeout.connect(lambda: self.request(manual=False))
         self._ring_timer = QTimer(self, singleShot=True, interval=RING_IDLE_MS)
-        self._ring_timer.timeout.connect(self.ring.update)
+        self._ring_timer.timeout.connect(self._ring_update)
         self._save_timer = QTimer(self, singleShot=True, interval=3000)
         self._save_timer.timeout.connect(self.save_stats)
         self.label = QLabel()
@@ -153,6 +153,21 @@ class AutoComplete(QObject):
         editor.selectionChanged.connect(lambda e=editor: e.textCursor().hasSelection() and self.cancel())
         editor.cursorPositionChanged.connect(lambda e=editor: self._moved(e))
         self._pick(editor)
+
+    def _ring_update(self) -> None:
+        """Let one queued chunk into the ring while the user pauses, and have the engine read
+        the new prompt start now (one token, not shown), as llama.vim does, so that the next
+        keystroke finds it cached."""
+        if not self.ring.update() or not self.enabled or self._gen is not None:
+            return
+        editor = self.window.current_editor()
+        if editor is None or self.blocked(editor, manual=False):
+            return
+        c = self.completer()
+        spot = c.spot(editor.toPlainText(), editor.textCursor().position(), _name(editor))
+        params = c.params(spot)
+        params.max_tokens = 1
+        self.engine.generate(spot.prompt.text, params)
 
     def _pick(self, editor) -> None:
         if editor is not None:
