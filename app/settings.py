@@ -29,6 +29,9 @@ class Settings:
     autocomplete_debounce_ms: int = 250
     completion_max_lines: int = 8
     completion_model: str = ""         # optional second model for ghost text; "" = the chat model
+    # Saved servers: {"url", "model", "key_env", "ca_bundle"}; the key itself lives in the keyring.
+    servers: list[dict] = field(default_factory=list)
+    source: str = ""                   # "" = this computer, else the URL of a saved server
 
     @classmethod
     def load(cls) -> "Settings":

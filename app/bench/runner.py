@@ -98,7 +98,7 @@ class HumanEvalRun:
                  samples: int = 1, engine=None, sandbox: Sandbox, model: dict | None = None,
                  seed: int = 0, given_samples: list[dict] | None = None, note: dict | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
-                 on_result: Callable[[dict], None] | None = None):
+                 on_result: Callable[[dict], None] | None = None, parallel: int = 1):
         self.out = paths.ensure(Path(out_dir))
         self.problems = {p["task_id"]: p for p in problems}
         self.protocol = protocol
@@ -112,7 +112,9 @@ class HumanEvalRun:
         self.on_progress = on_progress
         self.on_result = on_result
         self._cancelled = False
-        self._current = None
+        # generations in flight at once (a server batches them); scoring overlaps either way
+        self.parallel = max(1, parallel)
+        self._current: set = set()
         self.gen_time = 0.0
         self.tokens = 0
 
@@ -124,8 +126,8 @@ class HumanEvalRun:
 
     def cancel(self) -> None:
         self._cancelled = True
-        if self._current is not None:
-            self._current.cancel()
+        for gen in list(self._current):
+            gen.cancel()
 
     # --- run ---------------------------------------------------------------------------------
     async def run(self) -> dict:
@@ -167,7 +169,20 @@ class HumanEvalRun:
                 self.on_result(row)
             report()
 
+        async def generate(key):
+            sample, gen_s, tokens = await self._generate(key)
+            if sample is None:  # cancelled mid-generation
+                return
+            samples_log.append(sample)
+            generated[key] = sample
+            track(asyncio.ensure_future(score(key, sample, gen_s, tokens)))
+
+        def track(task):
+            scoring.add(task)
+            task.add_done_callback(scoring.discard)
+
         report()
+        generating: set[asyncio.Task] = set()
         try:
             for key in items:
                 if self._cancelled:
@@ -180,17 +195,24 @@ class HumanEvalRun:
                     sample, gen_s, tokens = dict(self.given[key[1]], sample=key[1]), 0.0, 0
                     samples_log.append(sample)
                 else:
-                    sample, gen_s, tokens = await self._generate(key)
-                    if sample is None:  # cancelled mid-generation
+                    while len(generating) >= self.parallel:
+                        finished, generating = await asyncio.wait(generating, return_when=asyncio.FIRST_COMPLETED)
+                        for t in finished:
+                            t.result()  # an engine failure ends the run here
+                    if self._cancelled:
                         break
-                    samples_log.append(sample)
-                    generated[key] = sample
-                task = asyncio.ensure_future(score(key, sample, gen_s, tokens))
-                scoring.add(task)
-                task.add_done_callback(scoring.discard)
+                    task = asyncio.ensure_future(generate(key))
+                    generating.add(task)
+                    track(task)
+                    continue
+                track(asyncio.ensure_future(score(key, sample, gen_s, tokens)))
                 await asyncio.sleep(0)
-            if scoring:
-                await asyncio.gather(*scoring)
+            while scoring:  # a generation that ends adds its scoring
+                await asyncio.gather(*list(scoring))
+        except BaseException:
+            for t in scoring:
+                t.cancel()
+            raise
         finally:
             samples_log.close()
             results_log.close()
@@ -212,11 +234,11 @@ class HumanEvalRun:
                               if proto.temperature > 0 else None)
         params.stop += extra_stop
         gen = self.engine.generate(text, params)
-        self._current = gen
+        self._current.add(gen)
         try:
             raw = await gen.result()
         finally:
-            self._current = None
+            self._current.discard(gen)
         if gen.stats.finish_reason == "cancelled":
             return None, 0.0, 0
         self.gen_time += gen.stats.total_s
@@ -239,6 +261,7 @@ class HumanEvalRun:
             **scores,
             "protocol": self.protocol.to_dict() if self.protocol else None,
             "samples_per_task": self.samples,
+            "parallel": self.parallel,
             "seed": self.seed,
             "model": {**self.model, "sha256": sha},
             "tokens_per_s": round(self.tokens / self.gen_time, 2) if self.gen_time else None,

@@ -41,7 +41,7 @@ async def run(args) -> int:
     text = sys.stdin.read() if args.prompt == "-" else args.prompt
     if args.ctx <= 0 or args.max_tokens <= 0:
         raise UserError("--ctx and --max-tokens must be positive")
-    engine = await open_engine(args.engine or args.model, n_ctx=args.ctx, gpu_layers=args.gpu_layers,
+    engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx, gpu_layers=args.gpu_layers,
                                threads=args.threads, **engine_options(args))
     async with engine:
         loaded = engine.info

@@ -162,7 +162,7 @@ async def run(args) -> int:
     try:
         await sandbox.start()
         if given is None:
-            engine = await open_engine(args.engine or args.model, n_ctx=args.ctx,
+            engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx,
                                        gpu_layers=args.gpu_layers, threads=args.threads,
                                        **engine_options(args))
             info = engine.info

@@ -99,7 +99,7 @@ class _End:
     pass
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: engines keep them in sets
 class Generation:
     """One queued or running request: an async iterator of text chunks."""
     prompt: str
@@ -221,11 +221,12 @@ def is_url(source: str) -> bool:
 async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str | int = "auto",
                       threads: int | None = None, api_model: str | None = None,
                       api_key: str | None = None, ca_bundle: str | None = None,
-                      into: Engine | None = None,
+                      into: Engine | None = None, remote: bool | None = None,
                       progress: Callable[[str, float], None] | None = None) -> Engine:
     """Open a model file in the local worker (`into`: an EngineClient to load it into) or
-    connect to a server. Raises EngineError (BadSource for what the user must fix)."""
-    if is_url(str(source)):
+    connect to a server (`remote`: the source is a URL; None: decide from its look).
+    Raises EngineError (BadSource for what the user must fix)."""
+    if remote or (remote is None and is_url(str(source))):
         from app.engine.remote import RemoteEngine
 
         engine = RemoteEngine(str(source), api_model=api_model, api_key=api_key, ca_bundle=ca_bundle)

@@ -291,6 +291,14 @@ class RemoteEngine(Engine):
         gen.id, self._next_id = self._next_id, self._next_id + 1
         self._pending.append(gen)
         gen._task = asyncio.ensure_future(self._serve(gen, path, body))
+
+        def finished(task):  # a task cancelled before it ran never reached _serve's finally
+            if task.cancelled() and gen.stats is None:
+                gen.stats = cancelled_stats()
+                if gen in self._pending:
+                    self._pending.remove(gen)
+                gen._end()
+        gen._task.add_done_callback(finished)
         return gen
 
     def _body(self, params: GenerateParams, body: dict) -> dict:
@@ -324,9 +332,9 @@ class RemoteEngine(Engine):
         except asyncio.CancelledError:
             gen.stats = cancelled_stats()
         except EngineError as exc:
-            gen._fail(exc)
+            self._failed(gen, exc)
         except httpx.HTTPError as exc:
-            gen._fail(self._transport_error(exc))
+            self._failed(gen, self._transport_error(exc))
         except Exception as exc:  # anything else still ends the stream with one message
             gen._fail(EngineError(f"the request to {self.url} failed: {self._scrub(str(exc))}"))
         finally:
@@ -334,6 +342,11 @@ class RemoteEngine(Engine):
                 self._pending.remove(gen)
             self._running.discard(gen)
             gen._end()
+
+    def _failed(self, gen: Generation, exc: EngineError) -> None:
+        gen._fail(exc)
+        if self.on_state and exc.exit_code == 1 and not isinstance(exc, PromptTooLong):
+            self.on_state("lost", str(exc))  # the GUI offers to reconnect
 
     async def _stream(self, gen: Generation, path: str, body: dict) -> None:
         http = self._client()
@@ -390,8 +403,11 @@ class RemoteEngine(Engine):
                         gen._emit(text)
                     finish = choice.get("finish_reason") or finish
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise EngineError(f"the server at {self.url} closed the connection mid-answer "
-                              f"({type(exc).__name__})") from None
+            # Once an event carried finish_reason the answer is whole; some servers
+            # (llama-cpp-python's) drop the connection instead of ending it cleanly after it.
+            if finish is None:
+                raise EngineError(f"the server at {self.url} closed the connection mid-answer "
+                                  f"({type(exc).__name__})") from None
         except httpx.ReadTimeout:
             raise EngineError(f"the server at {self.url} sent nothing for {self.stall_s:.0f} s; "
                               f"gave up on this answer") from None

@@ -145,9 +145,11 @@ class Worker:
             return
         max_tokens = room if p.max_tokens is None or p.max_tokens <= 0 else min(p.max_tokens, room)
 
-        # Reuse the cached prefix, then evaluate the rest of the prompt but its last token in
-        # batches, checking for cancel between them. Llama.generate() then sees all but the last
-        # token cached and only evaluates that one before sampling, exactly as a plain call does.
+        # Reuse the cached prefix, then evaluate the rest of the prompt, last token included, in
+        # batches, checking for cancel between them. Llama.generate() then finds the whole prompt
+        # cached and samples from the last batch's logits. Evaluating the last token on its own
+        # instead changes the logits (llama.cpp's batch-1 kernels round differently) and with
+        # them greedy text: llama-server and llama-cpp-python's server evaluate it in the batch.
         cached = _common_prefix(llm._input_ids, tokens[:-1])
         if cached < MIN_REUSE:
             # A short shared prefix saves nothing, and llama.cpp's results depend on where the
@@ -158,7 +160,7 @@ class Worker:
             if llm._ctx.memory is not None:
                 llama_cpp.llama_memory_clear(llm._ctx.memory, False)
         llm.n_tokens = cached
-        todo = len(tokens) - 1
+        todo = len(tokens)
         for start in range(cached, todo, self.n_batch):
             if self.is_cancelled(req.id):
                 return self._finish(req, "cancelled", len(tokens), cached, 0, t0, None)
