@@ -176,14 +176,15 @@ def test_complete_fim_cli_with_smollm_and_with_an_infill_model(smollm, tiny_mode
             return a - b
         """))
     r = run_cli("complete", "--fim", "--model", str(smollm), "--prefix-file", str(pre),
-                "--suffix-file", str(suf), "--context", str(ctx), "--stats")
+                "--suffix-file", str(suf), "--context", str(ctx), "--max-tokens", "24", "--stats",
+                timeout=600)
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stderr.strip().splitlines()[-1])
     assert stats["format"] == "prefix-only" and stats["context_chunks"] == 1
     assert r.stdout.strip() and r.stdout.rstrip("\n") == r.stdout.rstrip("\n").rstrip()
     assert "print(add(1, 2))" not in r.stdout
     r = run_cli("complete", "--fim", "--model", tiny_models["qwen"], "--prefix-file", str(pre),
-                "--suffix-file", str(suf), "--max-tokens", "4", "--stats")
+                "--suffix-file", str(suf), "--max-tokens", "4", "--stats", timeout=600)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stderr.strip().splitlines()[-1])["format"] == "qwen"
 

@@ -146,3 +146,19 @@ def test_ask_goes_to_the_chat_model_and_ghost_text_to_the_completion_model(gui, 
     assert served == (1, 1)                     # one Ask on the chat model, one suggestion on the other
     assert pids[0] != pids[1] and ac.served_by == ["completion"]
     assert w.autocomplete.own_engine is None
+
+
+def test_paused_during_a_self_test_and_a_slow_model_gets_a_notice(gui):
+    w = gui.window
+    ac = w.autocomplete
+    tab = editor_with(w, "x = 1\n")
+    w.bench_panel._set_running(True)          # what the panel shows while HumanEval runs
+    assert ac.blocked(tab, manual=False) == "self-test"
+    assert "paused" in ac.label.text()
+    w.bench_panel._set_running(False)
+    assert ac.blocked(tab, manual=False) == "no model"
+    assert "paused" not in ac.label.text()
+    for _ in range(6):
+        ac.stats.request_done(3.2)
+    ac._done(tab, False, "y = 2")
+    assert "completion model" in w.statusBar().currentMessage()

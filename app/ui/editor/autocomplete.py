@@ -233,14 +233,16 @@ class AutoComplete(QObject):
     # --- requests --------------------------------------------------------------------------
     def blocked(self, editor, manual: bool) -> str:
         """Why no request may go out now ("" when one may)."""
-        if editor is None or self.engine is None or self.engine.info is None:
+        if editor is None:
+            return "no editor"
+        if self._self_test_running():
+            return "self-test"
+        if self.engine is None or self.engine.info is None:
             return "no model"
         if editor.textCursor().hasSelection():
             return "selection"
         if QApplication.activePopupWidget() is not None:
             return "menu"
-        if self._self_test_running():
-            return "self-test"
         if manual:
             return ""
         if self._manual or editor.ghost:
@@ -252,8 +254,12 @@ class AutoComplete(QObject):
         return ""
 
     def _self_test_running(self) -> bool:
-        panel = getattr(self.window, "bench_panel", None)
-        running = panel is not None and panel.stop_btn.isEnabled()
+        jobs = getattr(self.window, "jobs", None)  # the job registry (app/ui/jobs.py), once there
+        if jobs is not None:
+            running = bool(jobs.running("selftest"))
+        else:
+            panel = getattr(self.window, "bench_panel", None)
+            running = panel is not None and panel.stop_btn.isEnabled()
         paused = "Suggestions paused while the self-test runs" if running else ""
         if paused != self.paused:
             self.paused = paused
