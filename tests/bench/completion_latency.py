@@ -138,7 +138,7 @@ class Replay:
             await asyncio.sleep(gap)
         if self.task is not None:
             try:
-                await asyncio.wait_for(self.task, 60)
+                await asyncio.wait_for(self.task, 300)
             except (asyncio.CancelledError, asyncio.TimeoutError):
                 pass
         # wait for a cancelled generation's end, so the cold arm starts on an idle engine
