@@ -404,10 +404,13 @@ def completion_rows(form, settings):
     debounce = QSpinBox(minimum=0, maximum=5000, singleStep=50, suffix=" ms",
                         value=settings.autocomplete_debounce_ms)
     max_lines = QSpinBox(minimum=1, maximum=100, value=settings.completion_max_lines)
-    model = QLineEdit(settings.completion_model, placeholderText="the chat model (none set)")
+    model = QLineEdit(settings.completion_model, placeholderText="same as chat")
+    model.setMinimumWidth(220)
     model.setToolTip("A small infill model for ghost text (e.g. Qwen2.5-Coder 0.5B/1.5B base, "
                      "deepseek-coder 1.3B base); Ask and Edit keep the chat model.")
     browse = QPushButton("…")
+    browse.setFixedWidth(32)
+    browse.setToolTip("Choose a GGUF file")
     browse.clicked.connect(lambda: model.setText(
         QFileDialog.getOpenFileName(form.parentWidget(), "Completion model", "", "GGUF (*.gguf)")[0]
         or model.text()))
