@@ -200,3 +200,21 @@ def test_complete_fim_bad_usage_is_one_line_exit_2(smollm, tmp_path):
         r = run_cli(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+# --- two models: the planner fits both or names the one that does not (issue 15 item 6) -------
+
+def test_plan_pair_fits_both_or_names_the_one_that_does_not(smollm, tiny_models):
+    from app.engine import hardware
+    from app.models import gguf_file
+
+    chat, comp = gguf_file.inspect(smollm), gguf_file.inspect(tiny_models["qwen"])
+    both = hardware.plan_pair(chat, 4096, comp, 4096, free_vram=None, free_ram=64 << 30)
+    assert both.chat.fits and both.completion.fits and both.message.startswith("Both fit")
+    need_comp = both.completion.ram_bytes
+    # room for the completion model but not for the chat model beside it
+    tight = hardware.plan_pair(chat, 4096, comp, 4096, free_vram=None, free_ram=need_comp + (1 << 20))
+    assert tight.completion.fits and not tight.chat.fits
+    assert "chat model" in tight.message and chat.name in tight.message
+    none = hardware.plan_pair(chat, 4096, comp, 4096, free_vram=None, free_ram=1 << 20)
+    assert not none.completion.fits and "completion model" in none.message

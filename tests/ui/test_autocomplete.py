@@ -162,3 +162,25 @@ def test_paused_during_a_self_test_and_a_slow_model_gets_a_notice(gui):
         ac.stats.request_done(3.2)
     ac._done(tab, False, "y = 2")
     assert "completion model" in w.statusBar().currentMessage()
+
+
+def test_the_context_ring_takes_opened_and_copied_code(gui):
+    from PySide6.QtGui import QGuiApplication
+
+    w = gui.window
+    ac = w.autocomplete
+    ac.ring.queued.clear()
+    ac.ring.chunks.clear()
+    tab = editor_with(w, "\n".join(f"value_{i} = compute({i})" for i in range(300)), "big.py")
+    assert [c.filename for c in ac.ring.queued] == ["big.py"]   # opened: the lines around the cursor
+    assert "value_0 " in ac.ring.queued[0].text and len(ac.ring.queued[0].text.split("\n")) <= 65
+    c = tab.textCursor()
+    c.setPosition(0)
+    c.movePosition(QTextCursor.Down, QTextCursor.KeepAnchor, 6)
+    tab.setTextCursor(c)
+    tab.copy()
+    gui.app.processEvents()
+    assert QGuiApplication.clipboard().text().startswith("value_0")
+    assert any(ch.text.startswith("value_0") for ch in ac.ring.queued)   # copied from
+    ac.ring.flush()
+    assert len(ac.ring.chunks) == 2
