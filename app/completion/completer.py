@@ -96,6 +96,13 @@ class Completer:
             stop.append("\n")  # inside a line: finish the line only
         return GenerateParams(max_tokens=self.max_tokens, temperature=0.0, stop=stop)
 
+    def warm(self, spot: Spot):
+        """Have the engine read this spot's prompt (one token, never shown): the cursor moved
+        here, and the first keystroke should find the prompt cached."""
+        params = self.params(spot)
+        params.max_tokens = 1
+        return self.engine.generate(spot.prompt.text, params)
+
     def start(self, spot: Spot):
         """Send the request; returns the engine's Generation (cancel() it to drop it)."""
         return self.engine.generate(spot.prompt.text, self.params(spot))

@@ -8,7 +8,8 @@ cancelled by the next keystroke, type-through and the suggestion cache as in the
 (app/completion: the same Completer the editor uses). Latency = last keystroke -> first paint
 of the ghost text, over the keystrokes that sent a request and got an answer.
 
-Each answered request is then sent again with the engine's cache cleared (same prompt, same
+Before typing at a position, the engine reads that spot's prompt once, as the editor does
+when the cursor is placed (AutoComplete.warm). Each answered request is then sent again with the engine's cache cleared (same prompt, same
 context ring: a short unrelated prompt first resets the cache), and its latency is the
 debounce plus that request's first paint. Warm and cold alternate position by position, and
 the cold request leaves the cache as the warm one did, so neither arm changes the other.
@@ -171,6 +172,8 @@ async def main() -> dict:
         completer = Completer(engine, FimTokens.from_dict(info.fim_tokens), ring=ring,
                               max_tokens=32, n_prefix=64)
         for idx, (mod, before, typed, after) in enumerate(spots):
+            # the cursor was placed here and the editor warmed the cache (AutoComplete.warm)
+            await completer.warm(completer.spot(before + after, len(before), "module.py")).result()
             rp = Replay(completer)
             await rp.run(before, typed, after, keystroke_gaps(rng, len(typed)))
             for k in totals:

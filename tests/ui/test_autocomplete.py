@@ -143,7 +143,7 @@ def test_ask_goes_to_the_chat_model_and_ghost_text_to_the_completion_model(gui, 
         return served, pids
 
     served, pids = gui.run(scenario())
-    assert served == (1, 1)                     # one Ask on the chat model, one suggestion on the other
+    assert served[0] == 1 and served[1] >= 1     # the Ask on the chat model, ghost text (and its warm-up) on the other
     assert pids[0] != pids[1] and ac.served_by == ["completion"]
     assert w.autocomplete.own_engine is None
 

@@ -53,6 +53,8 @@ class AutoComplete(QObject):
         self.timer.timeout.connect(lambda: self.request(manual=False))
         self._ring_timer = QTimer(self, singleShot=True, interval=RING_IDLE_MS)
         self._ring_timer.timeout.connect(self._ring_update)
+        self._warm_timer = QTimer(self, singleShot=True, interval=RING_IDLE_MS // 2)
+        self._warm_timer.timeout.connect(self.warm)
         self._save_timer = QTimer(self, singleShot=True, interval=3000)
         self._save_timer.timeout.connect(self.save_stats)
         self.label = QLabel()
@@ -158,16 +160,19 @@ class AutoComplete(QObject):
         """Let one queued chunk into the ring while the user pauses, and have the engine read
         the new prompt start now (one token, not shown), as llama.vim does, so that the next
         keystroke finds it cached."""
-        if not self.ring.update() or not self.enabled or self._gen is not None:
+        if self.ring.update():
+            self.warm()
+
+    def warm(self) -> None:
+        """Have the engine read the prompt for the cursor's spot now (one token, not shown), so
+        that the first keystroke there re-evaluates only what it adds."""
+        if not self.enabled or self._gen is not None or self.timer.isActive():
             return
         editor = self.window.current_editor()
         if editor is None or self.blocked(editor, manual=False):
             return
         c = self.completer()
-        spot = c.spot(editor.toPlainText(), editor.textCursor().position(), _name(editor))
-        params = c.params(spot)
-        params.max_tokens = 1
-        self.engine.generate(spot.prompt.text, params)
+        c.warm(c.spot(editor.toPlainText(), editor.textCursor().position(), _name(editor)))
 
     def _pick(self, editor) -> None:
         if editor is not None:
@@ -206,6 +211,8 @@ class AutoComplete(QObject):
             editor.discard_ghost()  # a click elsewhere: the suggestion belongs to its spot
         if self._gen is not None and pos != getattr(self, "_spot_pos", -1):
             self.cancel()
+        if not self.timer.isActive():  # moved, not typed: warm the cache for the new spot
+            self._warm_timer.start()
 
     def _typed_through(self) -> None:
         self.stats.type_through += 1
