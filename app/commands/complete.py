@@ -9,7 +9,7 @@ from app.cli import UserError, add_engine_args, engine_options, gpu_layers_arg, 
 
 def register(sub) -> None:
     c = sub.add_parser("complete", help="stream a completion from a local GGUF model or a server")
-    c.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    c.add_argument("prompt", nargs="?", help="the prompt, or - to read it from stdin")
     add_engine_args(c, model_required=True)
     c.add_argument("--format", default="auto", choices=["auto", "raw", "phind-v2", "phind-v1", "chat"])
     c.add_argument("--system", help="system prompt for phind-v2 / chat formats")
@@ -26,9 +26,18 @@ def register(sub) -> None:
     c.add_argument("--purpose", choices=["edit", "ask", "complete"], default="",
                    help="what the request is for: edit uses prompt-lookup decoding, ask does when "
                         "the prompt holds code")
+    from app.commands import complete_fim
+
+    complete_fim.add_arguments(c)
 
 
 async def run(args) -> int:
+    if args.fim:
+        from app.commands import complete_fim
+
+        return await complete_fim.run(args)
+    if args.prompt is None:
+        raise UserError("give a PROMPT (or - to read it from stdin), or use --fim")
     from app.engine import family, prompts
     from app.engine.base import EngineError, open_engine
     from app.engine.protocol import GenerateParams

@@ -67,6 +67,7 @@ class ModelInfo:
     gpu_offload: bool = False
     n_seq: int = 1           # sequences the local engine decodes together (parallel slots)
     infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
+    fim_tokens: dict = field(default_factory=dict)  # infill role -> token text (completion/fim.py)
     offload_note: str = ""   # why this many GPU layers
     remote: dict | None = None  # for a server: url, endpoints found, its claims about its model
 

@@ -181,7 +181,8 @@ class EngineClient(Engine):
             n_gpu_layers=ev.n_gpu_layers, n_threads=ev.n_threads, load_s=ev.load_s,
             bos_token=ev.bos_token, eos_token=ev.eos_token, gpu_offload=ev.gpu_offload,
             n_seq=ev.n_seq, infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
-                                                  "tokenizer.ggml.prefix_token_id")))
+                                                  "tokenizer.ggml.prefix_token_id")),
+            fim_tokens=dict(ev.fim_tokens))
         self._set_state("ready", gi.name)
         return self.info
 

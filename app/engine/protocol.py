@@ -97,6 +97,7 @@ class Loaded:
     eos_token: str
     gpu_offload: bool
     n_seq: int = 1
+    fim_tokens: dict = field(default_factory=dict)  # infill role (pre, suf, mid, ...) -> token text
 
 
 @dataclass

@@ -158,7 +158,8 @@ class Worker:
             n_ctx=n_ctx_seq, n_gpu_layers=req.n_gpu_layers, n_threads=llm.n_threads,
             load_s=time.perf_counter() - t0,
             bos_token=_token_text(llm, llm.token_bos()), eos_token=_token_text(llm, llm.token_eos()),
-            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), n_seq=n_seq))
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), n_seq=n_seq,
+            fim_tokens=_fim_tokens(llm)))
 
     def generate(self, req: P.Generate) -> None:
         if self.loop is None:
@@ -197,6 +198,19 @@ def _token_text(llm, token: int) -> str:
     if token is None or token < 0:
         return ""
     return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _fim_tokens(llm) -> dict:
+    """The infill tokens llama.cpp found (from the GGUF's fim_*/prefix_* token ids), as text."""
+    import llama_cpp
+
+    out = {}
+    for role in ("pre", "suf", "mid", "pad", "rep", "sep"):
+        fn = getattr(llama_cpp, f"llama_vocab_fim_{role}", None)
+        tok = fn(llm._model.vocab) if fn else -1
+        if tok is not None and tok >= 0:
+            out[role] = _token_text(llm, tok)
+    return out
 
 
 def main() -> int:
