@@ -10,10 +10,8 @@ from pathlib import Path
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
-from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QHorizontalBarSeries, QValueAxis
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar,
                                QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
                                QTextBrowser, QVBoxLayout, QWidget)
@@ -23,6 +21,8 @@ from app.bench import humaneval as he
 from app.bench import references
 from app.bench.runner import HumanEvalRun
 from app.bench.sandbox import Sandbox
+from app.ui.bench_chart import BenchChart, Row, wilson
+from app.ui.jobs import JobRefused
 
 
 CHART_REFERENCES = {"Phind-CodeLlama-34B-v2", "Phind-CodeLlama-34B-Python-v1", "Phind-CodeLlama-34B-v1",
@@ -59,6 +59,9 @@ class BenchPanel(QWidget):
         form.addRow("Tasks (first N)", self.limit)
         form.addRow("Samples per task", self.samples)
         form.addRow("Temperature", self.temperature)
+        self.exclude = QCheckBox("Exclude contaminated tasks")
+        self.exclude.setToolTip("Score only the tasks that the newest decontamination report found clean")
+        form.addRow("", self.exclude)
         self.start_btn, self.stop_btn = QPushButton("Start"), QPushButton("Stop")
         self.resume_btn, self.export_btn = QPushButton("Resume…"), QPushButton("Export…")
         self.stop_btn.setEnabled(False)
@@ -84,8 +87,7 @@ class BenchPanel(QWidget):
         self.table.setWordWrap(False)
         self.table.itemSelectionChanged.connect(self._show_selected)
         self.detail = QTextBrowser()
-        self.chart = QChartView()
-        self.chart.setRenderHint(QPainter.Antialiasing)
+        self.chart = BenchChart()
         self.chart.setMinimumHeight(300)
         self.past = QListWidget()
         self.past.itemSelectionChanged.connect(self._draw_chart)
@@ -119,7 +121,11 @@ class BenchPanel(QWidget):
             return
         if self.run is not None:
             return
-        asyncio.ensure_future(self._run(out_dir, problems))
+        try:
+            self.window.jobs.start("selftest", "humaneval", f"HumanEval on {Path(engine.info.path).name}",
+                                   lambda job: self._run(out_dir, problems), on_cancel=self.stop)
+        except JobRefused as exc:
+            self.status.setText(str(exc))
 
     async def _run(self, out_dir, problems) -> None:
         engine = self.window.engine
@@ -131,6 +137,18 @@ class BenchPanel(QWidget):
         proto = he.make_protocol(proto_name, None if temp < 0 else temp,
                                  chat_format="phind-v2" if "phind" in name.lower() else "chat")
         problems = problems or he.load_problems(limit=self.limit.value())
+        note = {}
+        if self.exclude.isChecked():
+            report = latest_decontam_report()
+            if report is None:
+                self.status.setText("No decontamination report yet: run the check in the Decontamination panel.")
+                return
+            from app.bench.decontam import clean_task_ids
+
+            clean = set(clean_task_ids(report))
+            note = {"excluded_contaminated": [p["task_id"] for p in problems if p["task_id"] not in clean],
+                    "decontam_report": str(report)}
+            problems = [p for p in problems if p["task_id"] in clean]
         out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(engine.info.path).stem}"
         self.table.setRowCount(0)
         self.rows.clear()
@@ -146,7 +164,7 @@ class BenchPanel(QWidget):
                                                      "leftover processes killed"))
             model = {"path": engine.info.path, "name": engine.info.name, "quantization": engine.info.quantization}
             self.run = HumanEvalRun(out, problems, protocol=proto, samples=self.samples.value(), engine=engine,
-                                    sandbox=sandbox, model=model, on_progress=self._progress,
+                                    sandbox=sandbox, model=model, note=note, on_progress=self._progress,
                                     on_result=self._result)
             summary = await self.run.run()
             self.current_summary = summary
@@ -195,7 +213,7 @@ class BenchPanel(QWidget):
             return
         row = self.table.item(rows[0].row(), 0).data(Qt.UserRole)
         problem = self.problems.get(row["task_id"], {"prompt": ""})
-        fmt = HtmlFormatter(noclasses=True, style=self.window.pygments_style())
+        fmt = HtmlFormatter(noclasses=True, style=self.window.pygments_style(), linenos="inline")
         self.detail.setHtml(
             f"<h3>{row['task_id']}: {row['verdict']}</h3>"
             + (f"<p style='color:#b00'>{row['error']}</p>" if row["error"] else "")
@@ -212,37 +230,16 @@ class BenchPanel(QWidget):
             self.past.addItem(label)
 
     def _draw_chart(self) -> None:
-        chart = QChart()
-        chart.setTitle("HumanEval pass@1 (%)")
-        bars = QBarSet("pass@1")
-        labels = []
+        rows = []
         for i in [x.row() for x in self.past.selectedIndexes()][:4]:
             folder, s = self._past[i]
-            labels.append(folder.name[-24:])
-            bars.append(100 * s.get("pass@1", 0.0))
+            rows.append(run_row(s, run_label(folder, s), "run"))
         if self.current_summary:
-            labels.append("this run")
-            bars.append(100 * self.current_summary.get("pass@1", 0.0))
+            rows.append(run_row(self.current_summary, "This run: " + run_label(None, self.current_summary), "this"))
         for ref in references.REFERENCES:
             if ref.model in CHART_REFERENCES:
-                labels.append(ref.model)
-                bars.append(ref.pass_at_1)
-        series = QHorizontalBarSeries()
-        series.append(bars)
-        chart.addSeries(series)
-        axis_y = QBarCategoryAxis()
-        axis_y.append(labels)
-        font = axis_y.labelsFont()
-        font.setPointSize(8)
-        axis_y.setLabelsFont(font)
-        axis_x = QValueAxis()
-        axis_x.setRange(0, 100)
-        chart.addAxis(axis_y, Qt.AlignLeft)
-        chart.addAxis(axis_x, Qt.AlignBottom)
-        series.attachAxis(axis_y)
-        series.attachAxis(axis_x)
-        chart.legend().hide()
-        self.chart.setChart(chart)
+                rows.append(Row(ref.model, ref.pass_at_1, "reference", tip="published"))
+        self.chart.set_rows(rows)
 
     def _selected_run(self, hint: str):
         rows = self.past.selectedIndexes()
@@ -266,3 +263,26 @@ class BenchPanel(QWidget):
             if (folder / "samples.jsonl").exists() else set()
         limit = max(len(done), self.limit.value())
         self.start(folder, he.load_problems(limit=limit))
+
+
+def run_label(folder: Path | None, s: dict) -> str:
+    """A run as a person names it: the model file, the protocol, when."""
+    model = (s.get("model") or {})
+    name = Path(model.get("path") or "").stem or model.get("name") or (folder.name if folder else "run")
+    proto = (s.get("protocol") or {}).get("name", "")
+    when = folder.name.split("-")[1] if folder and folder.name.count("-") >= 2 else ""
+    when = f"{when[:4]}-{when[4:6]}-{when[6:]}" if len(when) == 8 and when.isdigit() else ""
+    extra = " · ".join(x for x in (proto, when) if x)
+    return f"{name}" + (f" ({extra})" if extra else "") + ("" if s.get("complete", True) else " — incomplete")
+
+
+def run_row(s: dict, label: str, kind: str) -> Row:
+    n, passed = int(s.get("samples") or 0), int(s.get("passed") or 0)
+    lo, hi = wilson(passed, n) if n else (None, None)
+    return Row(label, 100 * float(s.get("pass@1", 0.0)), kind, lo, hi, tip=f"{passed}/{n} passed")
+
+
+def latest_decontam_report() -> Path | None:
+    base = paths.results_dir()
+    reports = sorted(base.glob("decontam-*.json")) if base.is_dir() else []
+    return reports[-1] if reports else None
