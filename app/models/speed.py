@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
 from app import paths
 
 PROBE_BYTES = 192 * 2**20   # larger than any CPU cache, so RAM is what is measured
-MEASURE_TOKENS = 48
+MEASURE_TOKENS = 16      # per round
+MEASURE_ROUNDS = 3       # the median: one busy moment elsewhere does not set the figure
 MEASURE_PROMPT = "Count from one to one hundred in words, separated by commas: one, two, three,"
 DEFAULT_CPU_BANDWIDTH = 8e9      # bytes/s, when nothing was measured yet (a modest laptop)
 DEFAULT_GPU_BANDWIDTH = 300e9    # bytes/s, a mid-range discrete GPU
@@ -88,13 +90,17 @@ async def measure(engine, model_bytes: int, on_gpu: bool = False, probe: float |
 
     if probe is None:
         probe = await asyncio.to_thread(probe_bandwidth)
-    gen = engine.generate(MEASURE_PROMPT, GenerateParams(max_tokens=MEASURE_TOKENS, temperature=0.0))
-    await gen.result()
-    st = gen.stats
-    if st is None or st.completion_tokens < 4 or st.tokens_per_s <= 0:
+    rates = []
+    for _ in range(MEASURE_ROUNDS):
+        gen = engine.generate(MEASURE_PROMPT, GenerateParams(max_tokens=MEASURE_TOKENS, temperature=0.0))
+        await gen.result()
+        st = gen.stats
+        if st is not None and st.completion_tokens >= 4 and st.tokens_per_s > 0:
+            rates.append(st.tokens_per_s)
+    if not rates:
         raise RuntimeError("the timed generation produced too few tokens to measure")
     info = engine.info
-    return calibrate(probe, model_bytes, st.tokens_per_s, on_gpu, info.path if info else "")
+    return calibrate(probe, model_bytes, statistics.median(rates), on_gpu, info.path if info else "")
 
 
 def cache_path():

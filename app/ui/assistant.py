@@ -182,6 +182,12 @@ class AssistantPanel(QWidget):
         if at_end:
             bar.setValue(bar.maximum())
 
+    def restyle(self) -> None:
+        """The theme changed: render the conversation (and an open diff) in the new colours."""
+        self._render()
+        if self.diff.guard is not None:
+            self.diff._draw()
+
     def _schedule(self, text: str) -> None:
         self.answer = text
         if not self._render_timer.isActive():

@@ -55,14 +55,15 @@ class BenchChart(QWidget):
 
     def label_width(self) -> int:
         fm = QFontMetrics(self.font())
-        return max([fm.horizontalAdvance(r.label) for r in self.rows] + [60]) + self.PAD
+        return max([fm.horizontalAdvance(r.label) + 4 for r in self.rows] + [60]) + self.PAD
 
     def elided_labels(self) -> list[str]:
         """Labels that would not be drawn whole at the current size (none, unless the widget is
         narrower than its longest label)."""
         fm = QFontMetrics(self.font())
         room = self._label_room()
-        return [r.label for r in self.rows if fm.horizontalAdvance(r.label) > room]
+        return [r.label for r in self.rows
+                if fm.elidedText(r.label, Qt.ElideRight, room) != r.label]
 
     def _label_room(self) -> int:
         return min(self.label_width(), max(60, self.width() - 140)) - self.PAD

@@ -47,7 +47,7 @@ class BenchPanel(QWidget):
         self.window = window
         self.run: HumanEvalRun | None = None
         self.rows: dict[tuple[str, int], int] = {}
-        self.problems = {p["task_id"]: p for p in he.load_problems()}
+        self.problems: dict[str, dict] = {}   # filled once by the window's job (off the GUI thread)
         self.protocol = QComboBox()
         self.protocol.addItems(["auto", "phind", "codex", "instruct"])
         self.limit = QSpinBox(minimum=1, maximum=164, value=164)
@@ -137,6 +137,7 @@ class BenchPanel(QWidget):
         proto = he.make_protocol(proto_name, None if temp < 0 else temp,
                                  chat_format="phind-v2" if "phind" in name.lower() else "chat")
         problems = problems or he.load_problems(limit=self.limit.value())
+        self.problems.update({p["task_id"]: p for p in problems})
         note = {}
         if self.exclude.isChecked():
             report = latest_decontam_report()
@@ -231,14 +232,14 @@ class BenchPanel(QWidget):
 
     def _draw_chart(self) -> None:
         rows = []
+        if self.current_summary:
+            rows.append(run_row(self.current_summary, "This run: " + run_label(None, self.current_summary), "this"))
         for i in [x.row() for x in self.past.selectedIndexes()][:4]:
             folder, s = self._past[i]
             rows.append(run_row(s, run_label(folder, s), "run"))
-        if self.current_summary:
-            rows.append(run_row(self.current_summary, "This run: " + run_label(None, self.current_summary), "this"))
-        for ref in references.REFERENCES:
-            if ref.model in CHART_REFERENCES:
-                rows.append(Row(ref.model, ref.pass_at_1, "reference", tip="published"))
+        refs = [r for r in references.REFERENCES if r.model in CHART_REFERENCES]
+        for ref in sorted(refs, key=lambda r: -r.pass_at_1):
+            rows.append(Row(ref.model, ref.pass_at_1, "reference", tip="published"))
         self.chart.set_rows(rows)
 
     def _selected_run(self, hint: str):

@@ -2,6 +2,7 @@
 EngineClient; panels reach it through `window.engine`."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from pathlib import Path
@@ -209,14 +210,13 @@ class MainWindow(QMainWindow):
 
     # --- startup, recovery, shutdown -----------------------------------------------------------
     def startup(self, ask_recovery=None) -> None:
-        self.refresh_advice()
-        self.model_bar.refresh_models()
-        self.models_panel.refresh()
         self.offer_recovery(ask_recovery)
         if self.tabs.count() == 0:
             self.tabs.new_tab()
         if not self.settings.last_model and self.engine.info is None:
             self.show_welcome(True)  # first run
+        # hardware detection and the GGUF scan run as jobs off the GUI thread, then fill the panels
+        asyncio.ensure_future(self.fill_from_jobs())
 
     def offer_recovery(self, ask=None) -> list:
         items = self.recovery.pending()
@@ -264,6 +264,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobRegistry(self)
         self.jobs.refused.connect(lambda why: self.statusBar().showMessage(why, 8000))
         self.advice = None
+        self.local_models = None
         self._measuring = False
         self.welcome = WelcomePage(self)
         self.welcome.hide()
@@ -278,6 +279,23 @@ class MainWindow(QMainWindow):
             self.welcome.refresh()
         self.welcome.setVisible(on)
         self.tabs.setVisible(not on)
+
+    async def fill_from_jobs(self) -> None:
+        from app.models import advisor, local
+
+        await self.jobs.once("scan", "hardware", "this machine's hardware",
+                             lambda job: job.in_thread(advisor.detected_hardware))
+        self.local_models = await self.jobs.once("scan", "local-models", "local GGUF files",
+                                                 lambda job: job.in_thread(local.all_models))
+        from app.bench import humaneval
+
+        problems = await self.jobs.once("scan", "humaneval-problems", "the HumanEval problems",
+                                        lambda job: job.in_thread(humaneval.load_problems))
+        self.bench_panel.problems = {p["task_id"]: p for p in problems}
+        self.refresh_advice()
+        self.model_bar.refresh_models()
+        self.models_panel.refresh(self.local_models)
+        self.welcome.refresh(self.local_models)
 
     def refresh_advice(self) -> None:
         from app.models import advisor

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QMessageBox, QProgressBar, QPushButton, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -74,11 +75,10 @@ class ModelsPanel(QWidget):
         row2.addStretch(1)
         lay.addLayout(row2)
 
-    def refresh(self) -> None:
+    def refresh(self, local_models=None) -> None:
         advice = self.window.advice
         if advice is None:
-            self.window.refresh_advice()
-            advice = self.window.advice
+            return  # the window fills this once the machine is detected (off the GUI thread)
         machine, n_ctx = advice.machine, self.window.settings.n_ctx
         ask, comp = advice.ask, advice.complete
         self.recommendation.setText(f"<b>Recommended here.</b> {ask.reason}<br>{comp.reason}")
@@ -88,7 +88,7 @@ class ModelsPanel(QWidget):
                 marks[rec.file.id] = (marks[rec.file.id] + ", " if rec.file.id in marks else "") + what
         # usable here first (best published HumanEval first), then too slow, then does not fit
         files = sorted(catalog.files(), key=lambda f: (
-            advice.tps.get(f.id, 0.0) <= 0, advice.tps.get(f.id, 0.0) < advisor.INTERACTIVE_TPS,
+            f.id not in marks, advice.tps.get(f.id, 0.0) <= 0, advice.tps.get(f.id, 0.0) < advisor.INTERACTIVE_TPS,
             -f.humaneval, f.model, -f.bits, f.quant))
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(files))
@@ -116,15 +116,17 @@ class ModelsPanel(QWidget):
                 self.table.setItem(r, c, item)
             if ask.file and ask.file.id == f.id:
                 self.table.selectRow(r)
-        self.chart.draw(files, advice, self.window.settings.theme == "dark")
-        self.refresh_local()
+        self.chart.draw(files, advice, self.palette().color(QPalette.Window).lightness() < 128)
+        self.refresh_local(local_models)
 
     def recommended_id(self) -> str | None:
         rec = self.window.advice.ask if self.window.advice else None
         return rec.file.id if rec and rec.file else None
 
-    def refresh_local(self) -> None:
-        models = local.all_models()
+    def refresh_local(self, models=None) -> None:
+        """`models`: a scan already made (the startup job's); otherwise scan now."""
+        if models is None:
+            models = local.all_models()
         self.local_table.setRowCount(len(models))
         for r, m in enumerate(models):
             for c, text in enumerate([m.path, f"{m.size_bytes / 1e9:.2f} GB", m.repo or m.source,

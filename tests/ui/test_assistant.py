@@ -12,7 +12,7 @@ from tests.ui.conftest import until
 
 async def _answered(w, n_turns):
     await until(lambda: not w.assistant.busy() and w.assistant.pending is None
-                and len(w.assistant.turns()) >= n_turns, timeout=180)
+                and len(w.assistant.turns()) >= n_turns, timeout=600)
 
 
 def _plain(markdown: str) -> str:
@@ -23,7 +23,7 @@ def _plain(markdown: str) -> str:
 
 def test_first_run_to_first_answer_and_a_second_keeps_the_first(gui, smollm):
     w = gui.window
-    w.settings.max_tokens = 60
+    w.settings.max_tokens = 32
     w.startup(ask_recovery=lambda: False)
     assert w.welcome.isVisible() and not w.tabs.isVisible(), "first run opens on the welcome page"
 
@@ -40,7 +40,7 @@ def test_first_run_to_first_answer_and_a_second_keeps_the_first(gui, smollm):
         w.assistant.ask()
         await _answered(w, 2)
 
-    gui.run(scenario())
+    gui.run(scenario(), timeout=900)
     turns = w.assistant.turns()
     assert [t.question for t in turns] == ["What is a Python list? Answer in two sentences.", "And what is a tuple?"]
     assert all(t.answer.strip() for t in turns)
@@ -58,7 +58,7 @@ def test_first_run_to_first_answer_and_a_second_keeps_the_first(gui, smollm):
         await until(lambda: w.assistant.busy(), timeout=30)
         await _answered(w, 2)
 
-    gui.run(regenerate())
+    gui.run(regenerate(), timeout=600)
     assert [t.question for t in w.assistant.turns()][-1] == "And what is a tuple?"
     assert len(w.assistant.turns()) == 2, "Regenerate replaces the last answer"
     w.assistant.clear()

@@ -32,10 +32,11 @@ async def measured_tps(engine) -> float:
 def test_predictions_match_measured_speeds_and_every_screen_names_the_same_file(gui, smollm, gemma):
     w = gui.window
     w.startup(ask_recovery=lambda: False)
-    before = w.advice
-    assert not before.measured
 
     async def scenario():
+        await until(lambda: w.advice is not None, timeout=60)   # detected off the GUI thread
+        before = w.advice
+        assert not before.measured
         assert await w.model_bar.load(str(smollm))       # the first model: the machine is measured
         await until(lambda: w.advice is not before and w.advice.measured, timeout=300)
         other = EngineClient()

@@ -52,24 +52,33 @@ def test_second_download_of_one_file_is_refused_and_close_cancels_all(gui, stall
     assert first.state in ("done", "cancelled") and not w.jobs.running()
 
 
-def test_model_load_during_a_self_test_is_refused(gui, smollm):
+def test_model_load_during_a_self_test_is_refused_and_the_chart_reads_after_the_run(gui, smollm):
     w = gui.window
+    w.show_panel("humaneval")
 
     async def scenario():
         assert await w.model_bar.load(str(smollm))
-        w.bench_panel.limit.setValue(3)
+        w.bench_panel.limit.setValue(2)
         w.bench_panel.start()
         await until(lambda: w.jobs.running("selftest"), timeout=30)
         refused = w.load_model(str(smollm))
         message = w.statusBar().currentMessage()
-        w.bench_panel.stop()
-        await w.jobs.wait_all(timeout=120)
+        await w.jobs.wait_all(timeout=400)
         return refused, message
 
-    refused, message = gui.run(scenario())
+    refused, message = gui.run(scenario(), timeout=600)
     assert refused is None
     assert message.startswith("Not now: running the self-test")
     assert not w.jobs.running()
+    # the chart after the run, at the default window size: every label whole, this run marked
+    gui.app.processEvents()
+    chart = w.bench_panel.chart
+    rows = chart.rows
+    assert rows[0].kind == "this" and rows[0].label.startswith("This run: SmolLM2-135M-Instruct.Q4_1")
+    assert rows[0].lo is not None and rows[0].lo <= rows[0].value <= rows[0].hi
+    assert chart.isVisible() and chart.width() > 300
+    assert chart.elided_labels() == [], (chart.width(), [r.label for r in rows])
+    assert "Phind-CodeLlama-34B-Python-v1" in [r.label for r in rows]
 
 
 def test_registry_once_does_the_work_once_and_reports_progress(qapp):
