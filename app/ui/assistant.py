@@ -65,7 +65,7 @@ class AssistantPanel(QWidget):
             b.clicked.connect(slot)
             buttons.addWidget(b)
         self.stop_btn.setEnabled(False)
-        split = QSplitter(Qt.Vertical)
+        self.split = split = QSplitter(Qt.Vertical)
         split.addWidget(self.view)
         split.addWidget(self.diff)
         split.setChildrenCollapsible(False)
@@ -168,7 +168,7 @@ class AssistantPanel(QWidget):
         style, muted = self.window.pygments_style(), self._muted()
         turns = self.turns()
         parts = [render_turn(t, i, style, muted) for i, t in enumerate(turns)]
-        if self.pending is not None and self.pending not in turns:
+        if self.pending is not None and all(t is not self.pending for t in turns):
             self.pending.answer = self.answer
             parts.append(render_turn(self.pending, len(turns), style, muted))
         elif self.pending is None and self.answer and not turns:
@@ -395,3 +395,5 @@ class AssistantPanel(QWidget):
             self.show_message(why)
             return
         self.diff.show_diff(guard, code)
+        total = sum(self.split.sizes()) or 300
+        self.split.setSizes([total // 3, total - total // 3])  # the change to review gets the room

@@ -102,6 +102,7 @@ class JobRegistry(QObject):
         job = Job(next(self._ids), kind, key, title, on_cancel=on_cancel, _registry=self)
         self.jobs.append(job)
         job.task = asyncio.ensure_future(self._run(job, work))
+        job.task.add_done_callback(lambda _t, j=job: self._finished(j))
         self.started.emit(job)
         return job
 
@@ -140,7 +141,12 @@ class JobRegistry(QObject):
             job.state = "cancelled"
         except Exception as exc:  # reported through `finished` and `run()`; the caller shows it
             job.state, job.error, job.exception = "failed", str(exc) or type(exc).__name__, exc
-        finally:
+
+    def _finished(self, job: Job) -> None:
+        # also reached by a task cancelled before its first step, whose coroutine never ran
+        if job.state == "running":
+            job.state = "cancelled"
+        if job in self.jobs:
             self.jobs.remove(job)
             self.finished.emit(job)
 

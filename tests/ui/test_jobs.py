@@ -38,16 +38,17 @@ def test_second_download_of_one_file_is_refused_and_close_cancels_all(gui, stall
         await until(lambda: first.done > 0, timeout=60)       # bytes are arriving
         second = w.models_panel.start_download(FILE_ID)
         assert second is None
+        said = w.models_panel.progress_label.text()
         assert len(w.jobs.running("download")) == 1
         blocker = w.jobs.start("decontam", "check", "a long check", lambda job: asyncio.sleep(3600))
+        gui.app.setQuitOnLastWindowClosed(False)              # keep the test's event loop
         w.close()                                             # cancels every job
         await w.jobs.wait_all(timeout=30)
-        return first, blocker
+        return first, blocker, said
 
-    first, blocker = gui.run(scenario())
+    first, blocker, said = gui.run(scenario())
     assert refusals and refusals[0].startswith("Already downloading")
-    assert first.filename if False else True
-    assert w.models_panel.progress_label.text().startswith("Already downloading")
+    assert said == refusals[0] and catalog.find(FILE_ID).filename in said
     assert first.cancel_event.is_set() and blocker.state == "cancelled"
     assert first.state in ("done", "cancelled") and not w.jobs.running()
 
