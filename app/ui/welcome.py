@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QVBoxLayout, QWidget)
+                               QSizePolicy, QVBoxLayout, QWidget)
 
 
 class WelcomePage(QScrollArea):
@@ -19,10 +19,12 @@ class WelcomePage(QScrollArea):
         self.window = window
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # text wraps; buttons keep a tooltip
         page = QWidget()
         outer = QHBoxLayout(page)
         column = QWidget()
         column.setMaximumWidth(760)
+        column.setMinimumWidth(0)
         outer.addStretch(1)
         outer.addWidget(column, 4)
         outer.addStretch(1)
@@ -62,10 +64,12 @@ class WelcomePage(QScrollArea):
         lay.addLayout(self.local)
         for w in (self.open_btn, self.download_btn, self.advice_ask, self.advice_complete):
             lay.addWidget(w)
+        for b in (self.open_btn, self.download_btn, self.start_btn):
+            b.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         lay.addSpacing(8)
         lay.addWidget(self._heading("Recent"))
         lay.addWidget(self.recent)
-        lay.addWidget(self.start_btn, 0, Qt.AlignLeft)
+        lay.addWidget(self.start_btn)
         lay.addStretch(1)
         self.setWidget(page)
         self.recommended_id: str | None = None
@@ -94,7 +98,7 @@ class WelcomePage(QScrollArea):
                 self.recommended_id = rec.file.id
                 self.download_btn.setText(f"Download {rec.file.name} {rec.file.quant} "
                                           f"({rec.file.size_bytes / 1e9:.1f} GB, about {rec.tps:.0f} tokens/s here)")
-                self.download_btn.setToolTip(rec.reason)
+                self.download_btn.setToolTip(f"{self.download_btn.text()}\n{rec.reason}")
             self.download_btn.setVisible(rec.file is not None)
             self.advice_ask.setText(rec.reason)
             self.advice_complete.setText(advice.complete.reason)
@@ -106,6 +110,7 @@ class WelcomePage(QScrollArea):
             for lm in [x for x in local_models if x.usable][:4]:
                 b = QPushButton(f"Load {lm.name} ({lm.size_bytes / 1e9:.2f} GB)")
                 b.setToolTip(lm.path)
+                b.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
                 b.clicked.connect(lambda _=False, p=lm.path: self.window.load_model(p))
                 self.local.addWidget(b)
         s = self.window.settings

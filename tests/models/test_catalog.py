@@ -189,3 +189,17 @@ def test_import_list_and_delete_local_models(tmp_path, smollm):
     with pytest.raises(ValueError, match="not deleting"):
         local.delete_model(smollm, folder=folder, cache=tmp_path / "hf")
     assert smollm.exists()
+
+
+def test_models_measure_then_list_predicts_from_the_measurement(smollm, tmp_path):
+    r = run_cli("models", "measure", str(smollm), timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "tokens/s with SmolLM2-135M-Instruct.Q4_1.gguf" in r.stdout
+    listed = json.loads(run_cli("models", "list", "--json").stdout)
+    measured = listed["machine"]["speed"]
+    assert measured["measured_tps"] > 0 and measured["probe_bandwidth"] > 0
+    tps = {f["id"]: f["tokens_per_s"] for f in listed["files"]}
+    assert tps["qwen2.5-coder-0.5b-instruct:Q4_K_M"] > tps["qwen2.5-coder-7b-instruct:Q4_K_M"] > 0
+    assert listed["recommended"] and listed["recommended_for_completion"]
+    bad = run_cli("models", "measure", str(tmp_path / "missing.gguf"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
