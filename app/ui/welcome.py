@@ -97,7 +97,7 @@ class WelcomePage(QScrollArea):
             if rec.file is not None:
                 self.recommended_id = rec.file.id
                 self.download_btn.setText(f"Download {rec.file.name} {rec.file.quant} "
-                                          f"({rec.file.size_bytes / 1e9:.1f} GB, about {rec.tps:.0f} tokens/s here)")
+                                          f"({rec.file.size_bytes / 1e9:.1f} GB)")
                 self.download_btn.setToolTip(f"{self.download_btn.text()}\n{rec.reason}")
             self.download_btn.setVisible(rec.file is not None)
             self.advice_ask.setText(rec.reason)

@@ -24,7 +24,7 @@ def gemma():
 
 async def measured_tps(engine) -> float:
     gen = engine.generate("Write a long story about a robot who learns to paint.",
-                          GenerateParams(max_tokens=64, temperature=0.0))
+                          GenerateParams(max_tokens=48, temperature=0.0))
     await gen.result()
     return gen.stats.tokens_per_s
 
@@ -40,23 +40,27 @@ def test_predictions_match_measured_speeds_and_every_screen_names_the_same_file(
         assert await w.model_bar.load(str(smollm))       # the first model: the machine is measured
         await until(lambda: w.advice is not before and w.advice.measured, timeout=300)
         other = EngineClient()
+        ratios = {smollm: [], gemma: []}
         try:
             await other.load(str(gemma), n_ctx=1024, n_gpu_layers=0,
                              n_threads=hardware.detect().default_threads)
-            small, gem = [], []
-            for _ in range(ROUNDS):   # alternate, so that load from elsewhere hits both alike
-                small.append(await measured_tps(w.engine))
-                gem.append(await measured_tps(other))
+            # This machine is shared: each round measures it as the app does, then both models
+            # right after, so that load from elsewhere hits the prediction and the speeds alike.
+            for i in range(ROUNDS):
+                here = w.advice.machine.speed if i == 0 else await speed.measure(
+                    w.engine, smollm.stat().st_size)
+                for path, engine in ((smollm, w.engine), (gemma, other)):
+                    predicted = advisor.predict_tps(path.stat().st_size, None, here)
+                    ratios[path].append(predicted / await measured_tps(engine))
         finally:
             await other.close()
-        return statistics.median(small), statistics.median(gem)
+        return ratios
 
-    small_tps, gemma_tps = gui.run(scenario(), timeout=900)
+    ratios = gui.run(scenario(), timeout=900)
     cached = speed.load()
     assert cached is not None and cached.measured and cached.probe_bandwidth > 0
-    for path, real in ((smollm, small_tps), (gemma, gemma_tps)):
-        predicted = advisor.predict_tps(path.stat().st_size, None, cached)
-        assert abs(predicted - real) <= 0.5 * real, (path.name, predicted, real, cached)
+    for path, r in ratios.items():   # predicted / measured, within +-50%
+        assert 0.5 <= statistics.median(r) <= 1.5, (path.name, r, cached)
 
     advice = w.advice
     machine = advice.machine
