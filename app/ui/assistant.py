@@ -7,18 +7,17 @@ from __future__ import annotations
 import asyncio
 import html
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QTextBrowser, QVBoxLayout,
                                QWidget)
-from PySide6.QtCore import Qt
 
 from app import assist
 from app.engine.client import EngineCrashed, EngineError
 from app.engine.protocol import GenerateParams
 from app.ui.diff_view import DiffView, SelectionGuard
 from app.ui.prompt_box import ContextChips, PromptBox
-from app.ui.transcript import History, Turn, render_answer, render_turn  # noqa: F401 (render_answer: API)
+from app.ui.transcript import History, Turn, render_answer, render_turn
 
 
 class AssistantPanel(QWidget):

@@ -1,7 +1,6 @@
 """HumanEval panel: run the self-test on the loaded model, watch it, compare with the papers."""
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import time

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
