@@ -329,6 +329,15 @@ class MainWindow(QMainWindow):
         self._measuring = True
 
         async def work(job):
+            # wait for a quiet engine: the measurement must neither delay nor be skewed by requests
+            quiet = 0.0
+            while quiet < 3.0:
+                await asyncio.sleep(0.25)
+                busy = self.assistant.busy() or self.jobs.running("selftest")
+                quiet = 0.0 if busy else quiet + 0.25
+            if self.engine.info is None or self.engine.info.path != info.path:
+                self._measuring = False  # unloaded or replaced meanwhile: measure the next one
+                return None
             job.report(0, 1, "Measuring this machine's speed…")
             result = await speed.measure(self.engine, info.file_size, on_gpu=info.n_gpu_layers > 0)
             speed.save(result)
