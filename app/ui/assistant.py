@@ -20,6 +20,9 @@ from app.ui.prompt_box import ContextChips, PromptBox
 from app.ui.transcript import History, Turn, render_answer, render_turn
 
 
+FAILED = "The request failed; see below."
+
+
 class AssistantPanel(QWidget):
     busy_changed = Signal(bool)
 
@@ -278,7 +281,8 @@ class AssistantPanel(QWidget):
             ctx = assist.context_for(editor.toPlainText(), cursor.selectedText().replace("\u2029", "\n"),
                                      editor.title.rstrip(" •"), self._budget() - assist.approx_tokens(question),
                                      cursor.blockNumber())
-        earlier = ([(t.question, t.answer) for t in self.turns() if t.kind == "ask" and t.answer]
+        earlier = ([(t.question, t.answer) for t in self.turns()
+                    if t.kind == "ask" and t.answer and t.note != FAILED]   # a broken answer misleads
                    if "earlier" not in self.excluded else [])
         lang = editor.highlighter.lexer.aliases[0] if editor and editor.highlighter.lexer.aliases else ""
         p = assist.ask_prompt(question, ctx, lang, earlier, **self._fmt())
@@ -293,7 +297,7 @@ class AssistantPanel(QWidget):
         turn.answer = text if text is not None else self.answer
         st = self.generation.stats if self.generation else None
         if text is None:
-            turn.note = "The request failed; see below."
+            turn.note = FAILED
         elif st and st.finish_reason == "cancelled":
             turn.note = "Stopped."
         self.answer = turn.answer
