@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--screenshot", metavar="OUT.png", help="show the window offscreen, save a PNG, exit")
     gui.add_argument("--panel", choices=["editor", "assistant", "models", "humaneval", "decontam", "settings"],
                      help="the panel to show for --screenshot")
+    gui.add_argument("--theme", choices=["system", "light", "dark"], help="the theme for this run (not saved)")
     parser = _Parser(prog="llamadesk", description="Offline coding assistant.", parents=[gui])
     parser.add_argument("--version", action="version", version=f"llamadesk {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)

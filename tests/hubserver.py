@@ -26,7 +26,7 @@ from pathlib import Path
 
 @dataclass
 class Fault:
-    kind: str            # drop, corrupt, truncate, html, status, stall
+    kind: str            # drop, corrupt, truncate, html, status, stall, loop (redirect to itself)
     at: int = 0          # byte offset into the body (drop, truncate, stall, corrupt)
     status: int = 500
     seconds: float = 0.0
@@ -37,6 +37,7 @@ class Fault:
 class HubFile:
     data: bytes
     sha256: str = ""
+    etag: str | None = None     # what X-Linked-Etag says, when it lies
 
     def __post_init__(self):
         self.sha256 = hashlib.sha256(self.data).hexdigest()
@@ -54,6 +55,7 @@ class HubState:
         self.faults: dict[str, list[Fault]] = {}   # sha256 -> queue
         self.served: dict[str, int] = {}            # sha256 -> content bytes sent
         self.requests: list[tuple[str, str, str | None]] = []
+        self.ignore_range = False   # answer every CDN request with the whole file (200)
         self.lock = threading.Lock()
 
     def add(self, repo: str, filename: str, data: bytes, commit: str = "a" * 40) -> HubFile:
@@ -133,7 +135,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if f is None:
             return self._plain(404, b"Entry not found", {"X-Error-Code": "EntryNotFound"})
         self._plain(302, b"", {
-            "X-Repo-Commit": r.commit, "X-Linked-Etag": f'"{f.sha256}"',
+            "X-Repo-Commit": r.commit, "X-Linked-Etag": f'"{f.etag or f.sha256}"',
             "X-Linked-Size": str(len(f.data)), "ETag": '"not-the-lfs-etag"',
             "Location": f"http://localhost:{self.port}/cdn/{f.sha256}"})
 
@@ -145,12 +147,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if fault and fault.kind == "status":
             hdrs = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return self._plain(fault.status, b"try again later", hdrs)
+        if fault and fault.kind == "loop":
+            return self._plain(302, b"", {"Location": f"http://localhost:{self.port}/cdn/{sha}"})
         if fault and fault.kind == "html":
             return self._plain(200, b"<!DOCTYPE html><html><body>Access denied</body></html>" * 20,
                                ctype="text/html; charset=utf-8")
         data = f.data
         start, end, status = 0, len(data), 200
-        rng = self.headers.get("Range")
+        rng = None if self.state.ignore_range else self.headers.get("Range")
         if rng:
             m = re.match(r"bytes=(\d+)-(\d*)$", rng)
             start = int(m.group(1))

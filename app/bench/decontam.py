@@ -52,6 +52,7 @@ class Settings:
     casefold: bool = False
     exhaustive: bool = False
     fields: list[str] | None = None
+    max_record_mb: int = 64     # longer records are scanned as raw text in windows, never loaded whole
 
     def describe(self) -> dict:
         d = asdict(self)

@@ -9,11 +9,15 @@ exactly. Every line is still parsed, so a malformed one is reported and skipped.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
 import io
 import json
 import os
+import re
+import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +70,8 @@ class UnitResult:
     matches: dict = field(default_factory=dict)         # task index -> where
     found: dict = field(default_factory=dict)           # task index -> window indexes
     skipped: str | None = None
+    long_records: list = field(default_factory=list)   # (byte offset, note): scanned as raw text
+    fields_seen: set = field(default_factory=set)       # which of the asked-for fields occurred
 
 
 def kind_of(path: Path) -> tuple[str, str | None]:
@@ -93,7 +99,12 @@ def plan_units(paths: list[str]) -> tuple[list[Unit], int]:
     units, total = [], 0
     for f in files:
         try:
-            size = f.stat().st_size
+            st = f.stat()
+            if not stat.S_ISREG(st.st_mode):
+                # A FIFO would block the open (and the scan) forever; a device may never end.
+                units.append(Unit(str(f), "special", None))
+                continue
+            size = st.st_size
             with open(f, "rb"):
                 pass
         except OSError as exc:
@@ -114,12 +125,40 @@ def _split_lines(path: Path, size: int) -> list[Unit]:
     with open(path, "rb") as fh:
         while cuts[-1] + UNIT < size:
             fh.seek(cuts[-1] + UNIT)
-            fh.readline()
+            _skip_line(fh)  # in blocks: one line may be gigabytes long
             if fh.tell() >= size:
                 break
             cuts.append(fh.tell())
     ends = cuts[1:] + [size]
     return [Unit(str(path), "jsonl", None, s, e) for s, e in zip(cuts, ends)]
+
+
+def _skip_line(fh, limit: int = -1) -> int:
+    """Read past the next newline (or to EOF, or `limit` bytes) in bounded blocks; bytes read."""
+    n = 0
+    while limit < 0 or n < limit:
+        want = 2**20 if limit < 0 else min(2**20, limit - n)
+        block = fh.readline(want)
+        n += len(block)
+        if not block or block.endswith(b"\n"):
+            break
+    return n
+
+
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.S)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
+def _unescape_json(text: str) -> str:
+    """JSON string escapes of raw JSON text undone (for normalising a record too long to parse)."""
+    if "\\" not in text:
+        return text
+    if "\\\\" not in text and "\\u" not in text:  # no escape can hide another: plain replaces
+        for esc, char in _ESCAPES.items():
+            text = text.replace("\\" + esc, char)
+        return text.replace('\\"', '"').replace("\\/", "/")
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1)
+                            else _ESCAPES.get(m.group(2), m.group(2)), text)
 
 
 def _open_binary(unit: Unit):
@@ -149,6 +188,7 @@ class UnitScanner:
         self.m = matcher
         self.casefold = matcher.s.casefold
         self.fields = matcher.s.fields
+        self.max_record = max(1, int(matcher.s.max_record_mb * 2**20))
         self.cancel = cancel
         self.progress = progress   # called with bytes read since the last call
 
@@ -164,8 +204,9 @@ class UnitScanner:
             t.match, t.found = None, set()
         try:
             getattr(self, f"_scan_{unit.kind}")(unit, res)
-        except (OSError, EOFError, UnicodeError, csv.Error) as exc:
-            raise InputError(f"cannot read {unit.path}: {exc}") from None
+        except (OSError, EOFError, UnicodeError, csv.Error, zlib.error) as exc:
+            # zlib.error: a gzip header followed by garbage
+            raise InputError(f"cannot read {unit.path}: {' '.join(str(exc).split())}") from None
         for k, t in enumerate(self.m.tasks):
             if t.match is not None:
                 res.matches[k] = t.match
@@ -173,7 +214,16 @@ class UnitScanner:
                 res.found[k] = set(t.found)
         return res
 
-    def _record(self, obj, where: dict) -> None:
+    def _scan_special(self, unit: Unit, res: UnitResult) -> None:
+        res.skipped = "not a regular file (a FIFO, device or socket): not read"
+
+    def _see_fields(self, obj, res: UnitResult) -> None:
+        if self.fields is not None and isinstance(obj, dict):
+            res.fields_seen.update(f for f in self.fields if f in obj)
+
+    def _record(self, obj, where: dict, res: UnitResult | None = None) -> None:
+        if res is not None:
+            self._see_fields(obj, res)
         for name, text in walk_strings(obj, self.fields):
             norm = normalise(text, self.casefold)
             if self.m.blocks_hit(norm):
@@ -194,7 +244,21 @@ class UnitScanner:
                 if not data:
                     break
                 if not data.endswith(b"\n") and (end < 0 or pos + len(data) < end):
-                    data += fh.readline()
+                    cut = data.rfind(b"\n") + 1
+                    data += fh.readline(max(0, self.max_record - (len(data) - cut)) + 1)
+                    if not data.endswith(b"\n") and len(data) - cut > self.max_record:
+                        # A record over the limit: the lines before it as usual, then the record
+                        # itself as raw text in windows, never whole in memory.
+                        if cut:
+                            self._jsonl_chunk(data[:cut], pos, unit, res)
+                        first, size = data[cut:], len(data)
+                        del data
+                        size += self._raw_record(fh, first, pos + cut, unit, res, stop_at_newline=True)
+                        del first
+                        res.bytes += size
+                        pos += size
+                        self._tick(size if unit.compressed is None else 0)
+                        continue
                 self._jsonl_chunk(data, pos, unit, res)
                 res.bytes += len(data)
                 pos += len(data)
@@ -206,13 +270,18 @@ class UnitScanner:
         lines = data.split(b"\n")
         records, offset = [], base
         for line in lines:
-            if line.strip():
+            if len(line) > self.max_record:  # only when the limit is below the chunk size
+                self._raw_record(io.BytesIO(), line, offset, unit, res, stop_at_newline=True)
+            elif line.strip():
                 try:
                     records.append((offset, line, _loads(line)))
                 except ValueError as exc:
                     res.malformed.append((offset, str(exc).split(":")[0]))
             offset += len(line) + 1
         res.records += len(records)
+        if self.fields is not None:
+            for r in records:
+                self._see_fields(r[2], res)
         if data.isascii() and b"\\u" not in data:
             fast, slow = records, []
         else:
@@ -232,10 +301,51 @@ class UnitScanner:
         for off, _line, obj in sorted(slow, key=lambda r: r[0]):
             self._record(obj, {"file": unit.path, "offset": off})
 
+    def _raw_record(self, fh, first: bytes, offset: int, unit: Unit, res: UnitResult,
+                    stop_at_newline: bool) -> int:
+        """Scan one over-long record as raw JSON text, CHUNK bytes at a time: escapes undone,
+        normalised, windows overlapping by one substring. Returns the bytes read from `fh`
+        (`first` excluded); the record's newline, if any, is consumed but not scanned."""
+        keep = self.m.s.length - 1
+        carry, pending, n = "", "", 0
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        where = {"file": unit.path, "offset": offset, "field": "(raw record)"}
+        # readline stops at the record's end, so nothing of the next record is read here
+        read = (lambda: fh.readline(CHUNK)) if stop_at_newline else (lambda: fh.read(CHUNK))
+        head = memoryview(first)
+        data, head, last = bytes(head[:CHUNK]), head[CHUNK:], False
+        while True:
+            if stop_at_newline and data.endswith(b"\n"):
+                data, last = data[:-1], True
+            text = pending + decoder.decode(data, final=last or not data)
+            # An escape cut at the window's edge waits for the next window.
+            tail = text.rfind("\\", max(0, len(text) - 6))
+            text, pending = (text[:tail], text[tail:]) if tail >= 0 and not (last or not data) else (text, "")
+            norm = carry + normalise(_unescape_json(text), self.casefold)
+            if norm and self.m.blocks_hit(norm):
+                self.m.check_field(norm, where)
+            carry = norm[-keep:] if keep else ""
+            if last or not data:
+                break
+            self._tick(0)
+            if head:  # what the caller had read already, a window at a time
+                data, head = bytes(head[:CHUNK]), head[CHUNK:]
+            else:
+                data = read()
+                n += len(data)
+        res.records += 1
+        res.long_records.append((offset, f"a record over {self.m.s.max_record_mb} MB, scanned as "
+                                         f"raw text (fields not told apart)"))
+        return n
+
     # --- JSON, CSV, Parquet ----------------------------------------------------------------
     def _scan_json(self, unit: Unit, res: UnitResult) -> None:
         with _open_binary(unit) as fh:
-            raw = fh.read()
+            raw = fh.read(self.max_record + 1)
+            if len(raw) > self.max_record:
+                res.bytes = len(raw) + self._raw_record(fh, raw, 0, unit, res, stop_at_newline=False)
+                self._tick(os.path.getsize(unit.path))
+                return
         res.bytes = len(raw)
         try:
             doc = json.loads(raw)
@@ -245,16 +355,28 @@ class UnitScanner:
         records = doc if isinstance(doc, list) else [doc]
         res.records = len(records)
         for i, rec in enumerate(records, 1):
-            self._record(rec, {"file": unit.path, "record": i})
+            self._record(rec, {"file": unit.path, "record": i}, res)
         self._tick(os.path.getsize(unit.path))
 
     def _scan_csv(self, unit: Unit, res: UnitResult) -> None:
         with io.TextIOWrapper(_open_binary(unit), encoding="utf-8", errors="replace", newline="") as fh:
             dialect = "excel-tab" if unit.path.lower().replace(".gz", "").endswith(".tsv") else "excel"
-            csv.field_size_limit(2**31 - 1)
-            for i, row in enumerate(csv.DictReader(fh, dialect=dialect), 1):
+            # The limit bounds memory too: the csv module holds a whole field while reading it.
+            csv.field_size_limit(self.max_record)
+            rows = enumerate(csv.DictReader(fh, dialect=dialect), 1)
+            while True:
+                try:
+                    i, row = next(rows)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    if "field limit" not in str(exc):
+                        raise
+                    res.skipped = (f"a field over {self.m.s.max_record_mb} MB after record {res.records}: "
+                                   f"the rest of the file was not scanned")
+                    break
                 self._record({k: v for k, v in row.items() if isinstance(k, str)},
-                             {"file": unit.path, "record": i})
+                             {"file": unit.path, "record": i}, res)
                 res.records += 1
                 if i % 10000 == 0:
                     self._tick(0)
@@ -271,7 +393,7 @@ class UnitScanner:
         for batch in pq.ParquetFile(unit.path).iter_batches(batch_size=2048):
             for rec in batch.to_pylist():
                 n += 1
-                self._record(rec, {"file": unit.path, "record": n})
+                self._record(rec, {"file": unit.path, "record": n}, res)
             self._tick(0)
         res.records = n
         res.bytes = os.path.getsize(unit.path)

@@ -115,7 +115,7 @@ def build_report(paths, tasks: list[Task], settings: Settings, results: list[Uni
         if t.match and "offset" in t.match:
             by_file.setdefault(t.match["file"], set()).add(t.match["offset"])
     for r in results:
-        for off, _ in r.malformed[:MAX_MALFORMED_LISTED]:
+        for off, _ in r.malformed[:MAX_MALFORMED_LISTED] + r.long_records[:MAX_MALFORMED_LISTED]:
             if kind_of(Path(r.path))[0] == "jsonl":
                 by_file.setdefault(r.path, set()).add(off)
     lines = {f: _line_numbers(f, kind_of(Path(f))[1], offs) for f, offs in by_file.items()}
@@ -125,8 +125,15 @@ def build_report(paths, tasks: list[Task], settings: Settings, results: list[Uni
             t.match["line"] = t.match["record"]
 
     inputs: dict[str, dict] = {}
-    malformed = []
+    malformed, long_records = [], []
+    fields_seen: set[str] = set()
     for r in results:
+        fields_seen |= r.fields_seen
+        for off, note in r.long_records:
+            if len(long_records) < MAX_MALFORMED_LISTED:
+                line = lines.get(r.path, {}).get(off)
+                long_records.append({"file": r.path, "line": line, "note": note} if line
+                                    else {"file": r.path, "note": note})
         entry = inputs.setdefault(r.path, {"path": r.path, "bytes": 0, "records": 0, "malformed": 0})
         entry["bytes"] += r.bytes
         entry["records"] += r.records
@@ -154,11 +161,15 @@ def build_report(paths, tasks: list[Task], settings: Settings, results: list[Uni
     summary = (f"{len(dirty)} of {len(tasks)} HumanEval tasks contaminated "
                f"({'exhaustive, beyond the paper' if settings.exhaustive else 'GPT-4 report method'}); "
                f"{records} training examples in {len(inputs)} files, {total_bytes / 1e6:.1f} MB "
-               f"in {wall_s:.1f} s; {sum(i['malformed'] for i in inputs.values())} malformed lines skipped")
+               f"in {wall_s:.1f} s; {sum(i['malformed'] for i in inputs.values())} malformed lines skipped"
+               + (f"; {sum(len(r.long_records) for r in results)} records over {settings.max_record_mb} MB "
+                  f"scanned as raw text" if long_records else ""))
     return {
         "settings": settings.describe(),
         "inputs": {"paths": [str(p) for p in paths], "files": list(inputs.values()),
-                   "malformed": malformed, "bytes": total_bytes, "records": records},
+                   "malformed": malformed, "long_records": long_records, "bytes": total_bytes,
+                   "records": records,
+                   "fields_missing": [f for f in settings.fields or [] if f not in fields_seen]},
         "tasks": per_task,
         "contaminated_task_ids": dirty,
         "clean_task_ids": clean,

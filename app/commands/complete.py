@@ -1,6 +1,7 @@
 """`llamadesk complete`: stream one completion from a local GGUF model to stdout."""
 from __future__ import annotations
 
+import os
 import sys
 
 from app.cli import UserError, gpu_layers_arg, print_json_line
@@ -30,15 +31,19 @@ async def run(args) -> int:
     from app.engine.protocol import GenerateParams
     from app.models import gguf_file
 
-    text = sys.stdin.read() if args.prompt == "-" else args.prompt
+    text = read_prompt(args.prompt)
     try:
         info = gguf_file.inspect(args.model)
     except gguf_file.GGUFError as exc:
         raise UserError(str(exc)) from None
     if args.ctx <= 0 or args.max_tokens <= 0:
         raise UserError("--ctx and --max-tokens must be positive")
+    try:
+        hardware.check_context_here(info, args.ctx)
+    except hardware.ContextTooLarge as exc:
+        raise UserError(f"--ctx {args.ctx}: {exc}") from None
     n_gpu_layers, why = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
-    threads = args.threads or hardware.detect().default_threads
+    threads = hardware.bound_threads(args.threads)
 
     async with EngineClient() as client:
         try:
@@ -60,11 +65,17 @@ async def run(args) -> int:
         except EngineError as exc:
             sys.stdout.write("\n")
             raise UserError(str(exc)) from None
-        except (KeyboardInterrupt, BrokenPipeError):
+        except BrokenPipeError:  # the reader went away (`| head -c 5`): stop quietly
+            gen.cancel()
+            return quiet_broken_pipe()
+        except KeyboardInterrupt:
             gen.cancel()
             raise
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return quiet_broken_pipe()
         if args.stats:
             s = gen.stats
             print_json_line({
@@ -75,3 +86,28 @@ async def run(args) -> int:
                 "n_gpu_layers": n_gpu_layers, "offload": why, "threads": loaded.n_threads,
             })
     return 0
+
+
+def read_prompt(arg: str) -> str:
+    """The prompt from the argument or stdin, as UTF-8; bytes that are not UTF-8 become U+FFFD
+    (and the user is told), instead of failing later when the text is encoded."""
+    if arg == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        raw = os.fsencode(arg)  # undoes the surrogateescape that sys.argv decoding applied
+    text = raw.decode("utf-8", errors="replace")
+    if "\ufffd" in text and "\ufffd".encode() not in raw:
+        print("llamadesk: the prompt is not valid UTF-8; undecodable bytes were replaced with U+FFFD",
+              file=sys.stderr)
+    return text
+
+
+def quiet_broken_pipe() -> int:
+    """Exit status for a closed stdout; later flushes (at exit) write to /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a program stopped by a closed pipe

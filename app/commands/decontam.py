@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
 from pathlib import Path
 
 from app import paths
+from app.atomic import write_atomic
 from app.cli import UserError
 from app.commands.status_line import StatusLine
 
@@ -27,6 +29,8 @@ def register(sub) -> None:
     d.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     d.add_argument("--problems", help="HumanEval problems file (default: bundled)")
     d.add_argument("--out", help="report file (default: a new file under the results folder)")
+    d.add_argument("--max-record-mb", type=int, default=64,
+                   help="records longer than this are scanned as raw text in windows (default 64)")
 
 
 def run(args) -> int:
@@ -37,12 +41,16 @@ def run(args) -> int:
 
     if args.length < 2 or args.samples < 1:
         raise UserError("--length must be at least 2 and --samples at least 1")
+    if args.max_record_mb < 1:
+        raise UserError("--max-record-mb must be at least 1")
+    out = _report_path(args.out)  # before the scan, not after an hour of it
     try:
         problems = he.load_problems(args.problems)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the problems: {exc}") from None
     settings = Settings(length=args.length, samples=args.samples, seed=args.seed,
-                        casefold=args.casefold, exhaustive=args.exhaustive, fields=args.fields)
+                        casefold=args.casefold, exhaustive=args.exhaustive, fields=args.fields,
+                        max_record_mb=args.max_record_mb)
     line = StatusLine(tty_every_s=0.2, log_every_s=5.0)
 
     def progress(p):
@@ -60,12 +68,24 @@ def run(args) -> int:
         print("\ncancelled", file=sys.stderr)
         return 130
     line.end()
-    out = Path(args.out) if args.out else paths.ensure(paths.results_dir()) / \
-        f"decontam-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=1))
+    missing = report["inputs"]["fields_missing"]
+    if missing:
+        raise UserError(f"--field {', '.join(missing)}: no record of the inputs has "
+                        f"{'this field' if len(missing) == 1 else 'these fields'}; nothing was checked "
+                        f"there (no report written)")
+    try:
+        write_atomic(out, json.dumps(report, indent=1))
+    except OSError as exc:
+        raise UserError(f"cannot write the report {out}: {exc.strerror or exc}") from None
     for m in report["inputs"]["malformed"][:10]:
         where = f"{m['file']}:{m['line']}" if m.get("line") else m["file"]
         print(f"skipped malformed line {where}: {m['error']}", file=sys.stderr)
+    for m in report["inputs"]["long_records"][:10]:
+        where = f"{m['file']}:{m['line']}" if m.get("line") else m["file"]
+        print(f"{where}: {m['note']}", file=sys.stderr)
+    for f in report["inputs"]["files"]:
+        if f.get("skipped"):
+            print(f"skipped {f['path']}: {f['skipped']}", file=sys.stderr)
     for t in report["tasks"]:
         if t["contaminated"]:
             m = t["match"]
@@ -74,3 +94,17 @@ def run(args) -> int:
     print(report["summary"])
     print(f"report: {out}")
     return 0
+
+
+def _report_path(given: str | None) -> Path:
+    if not given:
+        return paths.ensure(paths.results_dir()) / f"decontam-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = Path(given)
+    folder = out.parent
+    if out.is_dir():
+        raise UserError(f"--out {given} is a folder; give a file name")
+    if not folder.is_dir():
+        raise UserError(f"--out {given}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out {given}: the folder {folder} is not writable")
+    return out

@@ -1,20 +1,40 @@
 """`llamadesk humaneval`: the self-test from the command line."""
 from __future__ import annotations
 
-import json
+import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
 from app import paths
+from app.bench.run_folder import SETTINGS
 from app.cli import UserError, gpu_layers_arg
 from app.commands.status_line import StatusLine, eta_text
 
-RUN_FILE = "run.json"
-# Settings that a resumed run takes from run.json rather than from the command line.
-PERSISTED = ("model", "protocol", "limit", "tasks", "samples", "temperature", "greedy",
-             "max_tokens", "canonical", "evaluate", "problems", "exclude_contaminated", "ctx",
-             "seed", "chat_format", "timeout")
+# Settings that a resumed run takes from run.json rather than from the command line (the GUI
+# writes the same file).
+PERSISTED = tuple(SETTINGS)
+
+
+def count_arg(value) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or isinstance(value, bool):
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return n
+
+
+def seconds_arg(value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not (math.isfinite(x) and x > 0) or isinstance(value, bool):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
+    return x
 
 
 def register(sub) -> None:
@@ -24,15 +44,15 @@ def register(sub) -> None:
                    help="default: phind for Phind models, codex otherwise")
     h.add_argument("--chat-format", default="auto", choices=["auto", "phind-v2", "chat"],
                    help="prompt format of the instruct protocol")
-    h.add_argument("--limit", type=int, help="only the first N tasks")
+    h.add_argument("--limit", type=count_arg, help="only the first N tasks")
     h.add_argument("--tasks", help="comma-separated task ids or numbers, e.g. 0,23,HumanEval/42")
-    h.add_argument("--samples", type=int, default=1, help="samples per task (for pass@k)")
+    h.add_argument("--samples", type=count_arg, default=1, help="samples per task (for pass@k)")
     h.add_argument("--temperature", type=float)
     h.add_argument("--greedy", action="store_true")
-    h.add_argument("--max-tokens", type=int)
+    h.add_argument("--max-tokens", type=count_arg)
     h.add_argument("--seed", type=int, default=0)
-    h.add_argument("--workers", type=int, help="programs tested in parallel (default: cores)")
-    h.add_argument("--timeout", type=float, default=5.0, help="seconds per program")
+    h.add_argument("--workers", type=count_arg, help="programs tested in parallel (default: cores)")
+    h.add_argument("--timeout", type=seconds_arg, default=5.0, help="seconds per program")
     h.add_argument("--out", help="output folder (default: a new folder under the results folder)")
     h.add_argument("--resume", help="continue the run in this folder")
     h.add_argument("--canonical", action="store_true", help="score the canonical solutions")
@@ -45,28 +65,80 @@ def register(sub) -> None:
     h.add_argument("--threads", type=int)
 
 
-def _restore(args) -> Path:
-    out = Path(args.resume)
-    try:
-        saved = json.loads((out / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{out} is not a run folder (no readable {RUN_FILE})") from None
+def _restore(args, folder) -> dict:
+    """The resumed run's settings replace the command line's; they are checked like it."""
+    saved = folder.read_settings()
     for key in PERSISTED:
         setattr(args, key, saved.get(key))
-    return out
+    try:
+        for key, check in (("limit", count_arg), ("samples", count_arg), ("max_tokens", count_arg),
+                           ("timeout", seconds_arg)):
+            if getattr(args, key) is not None:
+                setattr(args, key, check(getattr(args, key)))
+    except argparse.ArgumentTypeError as exc:
+        raise UserError(f"{folder.path}/run.json: {key}: {exc}") from None
+    args.samples = args.samples or 1
+    args.timeout = args.timeout or 5.0
+    return saved
 
 
-def _save(args, out: Path) -> None:
-    paths.ensure(out)
-    (out / RUN_FILE).write_text(json.dumps({k: getattr(args, k) for k in PERSISTED}, indent=2))
+def _open_folder(args):
+    """Lock the run folder before anything else, so a second run stops at once and says why."""
+    from app.bench.run_folder import RunFolder, RunFolderError
+
+    if args.resume:
+        folder = RunFolder(args.resume)
+        if not folder.path.is_dir():
+            raise UserError(f"{folder.path} is not a run folder")
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        label = "canonical" if args.canonical else "evaluate" if args.evaluate else Path(args.model or "run").stem
+        folder = RunFolder(args.out if args.out else paths.results_dir() / f"humaneval-{stamp}-{label}")
+    try:
+        folder.lock()
+        if args.resume:
+            from app.bench.runner import JsonlLog
+
+            for log in ("samples.jsonl", "results.jsonl"):  # a corrupt log stops us before the model loads
+                if (folder.path / log).exists():
+                    JsonlLog(folder.path / log).close()
+            return folder, _restore(args, folder)
+        if folder.has_run():
+            raise UserError(f"{folder.path} already holds a run; use --resume {folder.path} or another --out")
+    except RunFolderError as exc:
+        folder.unlock()
+        raise UserError(str(exc)) from None
+    except BaseException:
+        folder.unlock()
+        raise
+    return folder, None
+
+
+def run_settings(args) -> dict:
+    from app.bench.runner import model_identity
+
+    settings = {k: getattr(args, k) for k in PERSISTED}
+    if args.model:
+        settings["model"] = str(Path(args.model).resolve())
+        settings["model_file"] = model_identity(args.model)
+    return settings
+
+
+def _problem_ids_are_text(problems: list[dict], where: str) -> None:
+    for n, p in enumerate(problems, 1):
+        task_id = p.get("task_id") if isinstance(p, dict) else p
+        if not isinstance(task_id, str):
+            raise UserError(f"{where}: entry {n} has a task_id that is not a string: {task_id!r:.60}")
 
 
 def select_problems(args) -> tuple[list[dict], dict]:
     from app.bench import humaneval as he
 
     try:
+        if args.problems:
+            _problem_ids_are_text(he.read_jsonl(args.problems), args.problems)
         problems = he.load_problems(args.problems, args.tasks.split(",") if args.tasks else None, args.limit)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, AttributeError) as exc:
         raise UserError(f"cannot read the problems: {exc}") from None
     note = {}
     if args.exclude_contaminated:
@@ -92,9 +164,12 @@ def given_samples(args, problems: list[dict]) -> tuple[list[dict] | None, list[d
             rows = he.read_jsonl(args.evaluate)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {args.evaluate}: {exc}") from None
+        for n, r in enumerate(rows, 1):
+            if not isinstance(r, dict) or not isinstance(r.get("task_id"), str):
+                raise UserError(f"{args.evaluate}: sample {n} has no task_id string"
+                                + (f" (got {r.get('task_id')!r:.60})" if isinstance(r, dict) else ""))
         by_id = {p["task_id"]: p for p in problems}
-        bad = [r for r in rows if not isinstance(r, dict) or r.get("task_id") not in by_id
-               or not isinstance(r.get("completion"), str)]
+        bad = [r for r in rows if r["task_id"] not in by_id or not isinstance(r.get("completion"), str)]
         rows = [r for r in rows if r not in bad]
         if bad:
             print(f"llamadesk: skipped {len(bad)} samples with an unknown task or no completion",
@@ -116,30 +191,38 @@ class ProgressLine:
 
 
 async def run(args) -> int:
+    if not (args.resume or args.model or args.canonical or args.evaluate):
+        raise UserError("give --model FILE, --canonical or --evaluate SAMPLES.jsonl")
+    folder, saved = _open_folder(args)
+    try:
+        return await _run_in(folder, saved, args)
+    finally:
+        folder.unlock()
+
+
+async def _run_in(folder, saved: dict | None, args) -> int:
     import asyncio
 
     from app.bench import humaneval as he
-    from app.bench.runner import HumanEvalRun
+    from app.bench.run_folder import RunFolderError
+    from app.bench.runner import HumanEvalRun, check_same_model, resolve_protocol
     from app.bench.sandbox import Sandbox
     from app.engine import hardware
     from app.engine.client import EngineClient, EngineError
     from app.models import gguf_file
 
-    out = _restore(args) if args.resume else None
+    out = folder.path
     if not (args.model or args.canonical or args.evaluate):
-        raise UserError("give --model FILE, --canonical or --evaluate SAMPLES.jsonl")
+        raise UserError(f"{out}/run.json names no model, --canonical or --evaluate")
     problems, note = select_problems(args)
     given, problems = given_samples(args, problems)
     if not problems:
         raise UserError("no tasks to run")
-    if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        label = "canonical" if args.canonical else "evaluate" if args.evaluate else Path(args.model).stem
-        out = Path(args.out) if args.out else paths.results_dir() / f"humaneval-{stamp}-{label}"
-        if (out / "results.jsonl").exists():
-            raise UserError(f"{out} already holds a run; use --resume {out} or another --out")
-        _save(args, out)
-
+    if saved is not None and args.model and not given:
+        try:
+            check_same_model(saved, args.model)
+        except RunFolderError as exc:
+            raise UserError(str(exc)) from None
     sandbox = Sandbox(workers=args.workers or hardware.detect().physical_cores, timeout=args.timeout)
     engine, protocol, model = None, None, {}
     try:
@@ -149,13 +232,8 @@ async def run(args) -> int:
                 info = gguf_file.inspect(args.model)
             except gguf_file.GGUFError as exc:
                 raise UserError(str(exc)) from None
-            protocol_name = args.protocol or he.default_protocol(f"{info.name} {info.path.name}")
-            chat_format = args.chat_format
-            if chat_format == "auto":
-                chat_format = "phind-v2" if "phind" in f"{info.name} {info.path.name}".lower() else "chat"
             try:
-                protocol = he.make_protocol(protocol_name, args.temperature, args.greedy,
-                                            args.max_tokens, chat_format)
+                protocol = resolve_protocol(vars(args), f"{info.name} {info.path.name}")
             except ValueError as exc:
                 raise UserError(str(exc)) from None
             n_gpu, _ = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
@@ -169,13 +247,16 @@ async def run(args) -> int:
                      "quantization": info.quantization, "file_size": info.file_size,
                      "n_ctx": args.ctx, "n_gpu_layers": n_gpu}
         mode = "canonical" if args.canonical else "evaluate" if args.evaluate else "generate"
+        settings = saved if saved is not None else run_settings(args)
         progress = ProgressLine()
-        runner = HumanEvalRun(out, problems, protocol=protocol, samples=args.samples if given is None else 1,
+        runner = HumanEvalRun(folder, problems, protocol=protocol, samples=args.samples if given is None else 1,
                               engine=engine, sandbox=sandbox, model=model, seed=args.seed or 0,
                               given_samples=given, note={"mode": mode, **note},
-                              on_progress=progress)
+                              on_progress=progress, settings=settings)
         try:
             summary = await runner.run()
+        except RunFolderError as exc:
+            raise UserError(str(exc)) from None
         except EngineError as exc:
             raise UserError(f"{exc}; resume with --resume {out}") from None
         except asyncio.CancelledError:  # Ctrl-C: what was written stays, the run can resume

@@ -140,6 +140,7 @@ def _download(args) -> int:
         repo, filename = args.what
     else:
         raise UserError("give a catalog ID, or REPO FILE")
+    _log_to_file()
     cancel = threading.Event()
     try:
         remote = download.resolve(repo, filename, args.revision)
@@ -154,6 +155,19 @@ def _download(args) -> int:
     progress.line.end()
     print(path)
     return 0
+
+
+def _log_to_file() -> None:
+    """Retries and connection details go to the log file; the terminal gets one line."""
+    import logging
+
+    from app import paths
+
+    try:
+        logging.basicConfig(filename=paths.ensure(paths.log_dir()) / "llamadesk.log", level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", encoding="utf-8")
+    except OSError:
+        logging.getLogger().addHandler(logging.NullHandler())
 
 
 def _verify(args) -> int:
@@ -198,8 +212,10 @@ def _delete(args) -> int:
     from app.models import local
 
     try:
-        local.delete_model(args.path)
-    except (ValueError, OSError) as exc:
+        gone = local.delete_model(args.path)
+    except ValueError as exc:
         raise UserError(str(exc)) from None
-    print(f"deleted {args.path}")
+    except OSError as exc:
+        raise UserError(f"cannot delete {args.path}: {exc.strerror or exc}") from None
+    print(f"deleted {gone}")
     return 0

@@ -177,6 +177,46 @@ def plan_offload(layout: ModelLayout, n_ctx: int = DEFAULT_CTX, free_vram: int |
                        fits=fits, reason=why)
 
 
+MAX_CTX = 2**32 - 1   # llama.cpp holds n_ctx in a uint32
+
+
+class ContextTooLarge(ValueError):
+    """The context asked for cannot be allocated here; the message says what would fit."""
+
+
+def check_context(layout: ModelLayout, n_ctx: int, ram_available: int, free_vram: int | None,
+                  n_batch: int = DEFAULT_BATCH) -> None:
+    """Refuse, before anything is loaded, a context whose KV cache (and the scratch that grows
+    with it) cannot fit in the memory available: llama.cpp would otherwise try, and the worker
+    grows until the kernel kills it. Weights are not counted: they are memory-mapped."""
+    if n_ctx > MAX_CTX:
+        raise ContextTooLarge(f"a context of {n_ctx:,} tokens is more than llama.cpp can hold "
+                              f"({MAX_CTX:,})")
+    per_token = kv_cache_bytes(layout, 1) + n_batch * 4
+    have = ram_available + (free_vram or 0)
+    need = kv_cache_bytes(layout, n_ctx) + compute_buffer_bytes(layout, n_ctx, n_batch)
+    if need > have:
+        fixed = compute_buffer_bytes(layout, 0, n_batch)
+        most = max(0, (have - fixed) // per_token) // 1024 * 1024
+        raise ContextTooLarge(f"a context of {n_ctx:,} tokens needs {_gb(need)} of memory for its KV "
+                              f"cache; {_gb(have)} is available: use a context of at most {most:,} tokens")
+
+
+def check_context_here(info, n_ctx: int) -> None:
+    """check_context with this machine's free memory, for a model's GGUF header."""
+    hw = detect()
+    check_context(ModelLayout.from_gguf(info), n_ctx, hw.ram_available, hw.free_vram)
+
+
+def bound_threads(requested: int | None, hw: Hardware | None = None) -> int:
+    """Threads for llama.cpp: 0 or None means the physical cores; more than the logical CPUs
+    only slows it down (and a huge number makes it fail to start its threads)."""
+    logical = hw.logical_cpus if hw else (os.cpu_count() or 1)
+    if not requested or requested < 1:
+        return (hw or detect()).default_threads
+    return min(requested, logical)
+
+
 # --- detection -----------------------------------------------------------------------------
 
 def llama_lib_dir() -> Path | None:

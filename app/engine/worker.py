@@ -103,6 +103,7 @@ class Worker:
             return params
 
         C.llama_model_default_params = params_with_progress
+        _tolerate_bad_chat_templates()
         try:
             kwargs = dict(model_path=req.path, n_ctx=req.n_ctx, n_gpu_layers=req.n_gpu_layers,
                           n_batch=req.n_batch, verbose=False)
@@ -202,6 +203,28 @@ class Worker:
         self.send(P.Done(req.id, reason, n_prompt, cached, n_out,
                          prompt_s=(t_first or now) - t0,
                          generation_s=now - t_first if t_first else 0.0))
+
+
+def _tolerate_bad_chat_templates() -> None:
+    """Llama() compiles every chat template in the file, and one that does not compile fails the
+    whole load (blamed on the file). LlamaDesk renders templates itself (engine/prompts.py, with
+    limits), so a broken template must fail only the requests that use it, with its own message."""
+    import jinja2
+    from llama_cpp import llama_chat_format as F
+
+    if getattr(F.Jinja2ChatFormatter, "_llamadesk_tolerant", False):
+        return
+    original = F.Jinja2ChatFormatter.__init__
+
+    def init(self, template, *args, **kwargs):
+        try:
+            original(self, template, *args, **kwargs)
+        except jinja2.TemplateError:
+            original(self, "{{ raise_exception('this model file has a broken chat template') }}",
+                     *args, **kwargs)
+
+    F.Jinja2ChatFormatter.__init__ = init
+    F.Jinja2ChatFormatter._llamadesk_tolerant = True
 
 
 def _common_prefix(cached, tokens) -> int:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from app import paths
+from app.atomic import write_atomic
 
 LLAMA2 = "Llama 2 Community License"
 APACHE2 = "Apache-2.0"
@@ -208,8 +209,5 @@ def refresh(endpoint: str | None = None, token: str | bool | None = None) -> dic
             result["files"][f"{m.repo}/{s.rfilename}"] = {"size": size, "sha256": sha}
             ggufs.append(s.rfilename)
         result["repos"][m.repo] = {"commit": info.sha, "files": sorted(ggufs)}
-    path = paths.ensure(paths.config_dir()) / "catalog-refresh.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    write_atomic(paths.ensure(paths.config_dir()) / "catalog-refresh.json", json.dumps(result, indent=1))
     return result

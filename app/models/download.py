@@ -18,9 +18,12 @@ protocol itself is not used, and the tests cover the plain HTTP path only.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import logging
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -33,15 +36,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from app.atomic import write_atomic
 from app.models import gguf_file
+
+log = logging.getLogger("llamadesk.download")
 
 CHUNK = 1 << 20
 DISK_MARGIN = 200_000_000   # leave this much free after the download
 HTML_START = (b"<!doctype", b"<html", b"<head", b"<?xml")
+# What the hub's headers may hold before they name a folder or a file in the cache.
+COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class DownloadError(Exception):
     """The download cannot go on; the message is one line for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))  # whatever it quotes, one line
 
 
 class DownloadCancelled(DownloadError):
@@ -101,28 +113,80 @@ def resolve(repo: str, filename: str, revision: str = "main", token: str | bool 
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
+    check_names(repo, filename, revision)
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
     try:
-        meta = get_hf_file_metadata(url, token=token, endpoint=endpoint, retry_on_errors=True)
+        with _hub_warnings_to_log():
+            meta = get_hf_file_metadata(url, token=token, endpoint=endpoint, retry_on_errors=True)
     except (RepositoryNotFoundError, EntryNotFoundError):
         raise DownloadError(f"{repo}/{filename} was not found on the hub") from None
     except HfHubHTTPError as exc:
         raise DownloadError(f"the hub refused {repo}/{filename}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # connection errors are httpx's or requests' depending on the version
-        raise DownloadError(f"cannot reach the hub for {repo}/{filename}: {exc}") from None
-    if not meta.etag or len(meta.etag) != 64 or meta.size is None or not meta.commit_hash:
+        log.warning("metadata request for %s failed", url, exc_info=True)
+        raise DownloadError(f"cannot reach the hub for {repo}/{filename}: {_first_line(exc)}") from None
+    if not meta.etag or meta.size is None or not meta.commit_hash:
         raise DownloadError(f"the hub gave no sha256 and size for {repo}/{filename} (not an LFS file?)")
+    # Both name paths in the cache (blobs/<sha256>, snapshots/<commit>): a hostile hub or mirror
+    # must not be able to point them anywhere else.
+    if not SHA256_RE.fullmatch(meta.etag):
+        raise DownloadError(f"the hub's ETag for {repo}/{filename} is not a sha256 "
+                            f"({meta.etag[:80]!r}; not an LFS file, or not a real hub?)")
+    if not COMMIT_RE.fullmatch(meta.commit_hash):
+        raise DownloadError(f"the hub's commit for {repo}/{filename} is not a commit hash "
+                            f"({meta.commit_hash[:80]!r}); not downloading")
     same_host = urllib.parse.urlsplit(meta.location).netloc == urllib.parse.urlsplit(url).netloc
     return RemoteFile(repo, filename, revision, meta.commit_hash, meta.etag, meta.size,
                       meta.location, send_auth=same_host)
+
+
+def check_names(repo: str, filename: str, revision: str = "main") -> None:
+    """Refuse names that could leave the cache folder or that the hub could never hold."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError:
+        raise DownloadError(f"{repo!r} is not a repository name (expected OWNER/NAME)") from None
+    for what, value in (("file name", filename), ("revision", revision)):
+        parts = value.replace("\\", "/").split("/")
+        if not value or value.startswith("/") or re.match(r"[A-Za-z]:", value) \
+                or any(p in ("", ".", "..") for p in parts):
+            raise DownloadError(f"{value!r} is not a valid {what} in a repository")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _hub_warnings_to_log():
+    """huggingface-hub prints a warning per retry on stderr; the user gets our one line, and the
+    retries go to the log: to the root logger's handlers (the app's log file), and nowhere when
+    there are none (the NullHandler keeps logging's last-resort stderr printer out)."""
+    hub = logging.getLogger("huggingface_hub")
+    saved = hub.handlers[:], hub.propagate
+    hub.handlers = [logging.NullHandler()]
+    hub.propagate = True
+    try:
+        yield
+    finally:
+        hub.handlers, hub.propagate = saved
 
 
 def cached_path(repo: str, filename: str, revision: str = "main", cache: Path | None = None) -> Path | None:
     """The snapshot path of a complete file in the HF cache, if there is one (offline)."""
     storage = storage_dir(repo, cache)
     ref = storage / "refs" / revision
-    commit = ref.read_text().strip() if ref.is_file() else revision
+    try:
+        check_names("x/y", filename, revision)
+        commit = ref.read_text().strip() if ref.is_file() else revision
+    except (DownloadError, OSError, UnicodeError):
+        return None
+    if not COMMIT_RE.fullmatch(commit) and commit != revision:
+        return None  # a damaged or planted ref names no snapshot
     p = storage / "snapshots" / commit / filename
     return p if p.exists() else None
 
@@ -207,12 +271,12 @@ class Downloader:
         if free < need + DISK_MARGIN:
             raise DownloadError(f"not enough disk space for {self.r.filename}: it needs "
                                 f"{need / 1e9:.2f} GB more, {free / 1e9:.2f} GB free in {self.blob.parent}")
-        digest = hashlib.sha256()
+        self.digest = hashlib.sha256()
         if have:
             self._report("checking", 0)
             with open(self.partial, "rb") as fh:
                 while block := fh.read(CHUNK * 8):
-                    digest.update(block)
+                    self.digest.update(block)
                     self._check_cancel()
         failures = 0
         wait = self.policy.backoff_s
@@ -221,7 +285,7 @@ class Downloader:
             self._check_cancel()
             before = self.have
             try:
-                self._fetch(digest)
+                self._fetch()
             except _Retry as why:
                 have = self.have
                 if have > before:
@@ -233,7 +297,7 @@ class Downloader:
                 self._sleep(why.wait if why.wait is not None else wait)
                 wait = min(wait * 2, self.policy.backoff_max_s)
         self._report("verifying", self.have)
-        got = digest.hexdigest()
+        got = self.digest.hexdigest()
         if got != self.r.sha256:
             self.partial.unlink(missing_ok=True)
             raise DownloadError(f"checksum mismatch for {self.r.filename}: expected {self.r.sha256[:16]}…, "
@@ -245,7 +309,13 @@ class Downloader:
             raise DownloadError(f"{self.r.filename} is not a usable GGUF file ({exc}); it was deleted") from None
         os.replace(self.partial, self.blob)
 
-    def _fetch(self, digest) -> None:
+    def _start_over(self) -> None:
+        """Drop the partial file, its byte count and its digest together (they describe one file)."""
+        self.partial.unlink(missing_ok=True)
+        self.have = 0
+        self.digest = hashlib.sha256()
+
+    def _fetch(self) -> None:
         """One HTTP request from self.have on; appends to the partial file and the digest in step."""
         offset = self.have
         headers = {"Range": f"bytes={offset}-", "Accept-Encoding": "identity",
@@ -257,61 +327,84 @@ class Downloader:
             resp = _opener().open(req, timeout=self.policy.connect_s)
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and offset:
-                self.partial.unlink(missing_ok=True)  # our partial is longer than the file
+                self._start_over()  # our partial is longer than the server's file
                 raise _Retry("the partial file did not match the server's; starting over", 0)
+            if 300 <= exc.code < 400:  # urllib gives up on a redirect loop with a 3xx HTTPError
+                log.warning("redirects for %s: %s", self.r.url, exc)
+                raise DownloadError(f"the server's redirects for {self.r.filename} go round in a loop "
+                                    f"(HTTP {exc.code}); not downloading") from None
             if exc.code == 429 or exc.code >= 500:
                 retry_after = exc.headers.get("Retry-After")
                 raise _Retry(f"HTTP {exc.code}", float(retry_after) if retry_after and retry_after.isdigit() else None)
             raise DownloadError(f"HTTP {exc.code} for {self.r.filename}: {exc.reason}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            log.info("request for %s failed: %s", self.r.url, exc)
             raise _Retry(f"connection failed: {getattr(exc, 'reason', exc)}") from None
-        with resp:
-            ctype = resp.headers.get("Content-Type", "")
-            if resp.status == 200 and offset:
-                offset = self.have = 0  # the server ignored Range: start again
-                digest.__init__()
-                self.partial.unlink(missing_ok=True)
-            elif resp.status not in (200, 206):
-                raise _Retry(f"unexpected HTTP {resp.status}")
-            try:
-                resp.fp.raw._sock.settimeout(self.policy.poll_s)
-            except AttributeError:
-                pass
-            first = True
-            mode = "ab" if offset else "wb"
-            last_byte = time.monotonic()
-            with open(self.partial, mode) as out:
-                while offset < self.r.size:
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch_cancel, args=(resp, done), daemon=True)
+        watcher.start()
+        try:
+            with resp:
+                self._read_body(resp, offset)
+        finally:
+            done.set()
+
+    def _watch_cancel(self, resp, done: threading.Event) -> None:
+        # A read blocks up to stall_s; a cancel must not wait that long: shut the socket under it.
+        while not done.wait(self.policy.poll_s):
+            if self.cancel.is_set():
+                sock = _socket_of(resp)
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    def _read_body(self, resp, offset: int) -> None:
+        ctype = resp.headers.get("Content-Type", "")
+        if resp.status == 200 and offset:
+            self._start_over()  # the server ignored Range and sends the whole file
+            offset = 0
+        elif resp.status not in (200, 206):
+            raise _Retry(f"unexpected HTTP {resp.status}")
+        # The stall rule holds for every read: a timeout on the socket is a stall, never a
+        # poll (a socket file that timed out once refuses every later read).
+        sock = _socket_of(resp)
+        if sock is not None:
+            sock.settimeout(self.policy.stall_s)
+        first = True
+        mode = "ab" if offset else "wb"
+        with open(self.partial, mode) as out:
+            while offset < self.r.size:
+                self._check_cancel()
+                try:
+                    block = resp.read1(CHUNK) if hasattr(resp, "read1") else resp.read(CHUNK)
+                except (socket.timeout, TimeoutError):
                     self._check_cancel()
-                    try:
-                        block = resp.read1(CHUNK) if hasattr(resp, "read1") else resp.read(CHUNK)
-                    except (socket.timeout, TimeoutError):
-                        if time.monotonic() - last_byte > self.policy.stall_s:
-                            raise _Retry(f"no data for {self.policy.stall_s:g} s (stalled)") from None
-                        continue
-                    except (OSError, http.client.HTTPException) as exc:
-                        raise _Retry(f"connection lost: {exc}") from None
-                    if not block:
-                        raise _Retry(f"connection closed at {offset} of {self.r.size} bytes")
-                    if first and offset == 0:
-                        first = False
-                        if "text/html" in ctype or block.lstrip()[:9].lower().startswith(HTML_START):
-                            out.close()
-                            self.partial.unlink(missing_ok=True)
-                            raise DownloadError(f"the server sent an HTML page instead of {self.r.filename} "
-                                                f"(a login or error page?)")
-                    block = block[: self.r.size - offset]
-                    try:
-                        out.write(block)
-                    except OSError as exc:
-                        raise DownloadError(f"cannot write {self.partial}: {exc.strerror or exc} "
-                                            f"(the part downloaded so far is kept)") from None
-                    digest.update(block)
-                    offset += len(block)
-                    self.have = offset
-                    self.bytes_fetched += len(block)
-                    last_byte = time.monotonic()
-                    self._report("downloading", offset)
+                    raise _Retry(f"no data for {self.policy.stall_s:g} s (stalled)") from None
+                except (OSError, http.client.HTTPException, ValueError) as exc:
+                    self._check_cancel()
+                    raise _Retry(f"connection lost: {exc}") from None
+                if not block:
+                    self._check_cancel()
+                    raise _Retry(f"connection closed at {offset} of {self.r.size} bytes")
+                if first and offset == 0:
+                    first = False
+                    if "text/html" in ctype or block.lstrip()[:9].lower().startswith(HTML_START):
+                        out.close()
+                        self.partial.unlink(missing_ok=True)
+                        raise DownloadError(f"the server sent an HTML page instead of {self.r.filename} "
+                                            f"(a login or error page?)")
+                block = block[: self.r.size - offset]
+                try:
+                    out.write(block)
+                except OSError as exc:
+                    raise DownloadError(f"cannot write {self.partial}: {exc.strerror or exc} "
+                                        f"(the part downloaded so far is kept)") from None
+                self.digest.update(block)
+                offset += len(block)
+                self.have = offset
+                self.bytes_fetched += len(block)
+                self._report("downloading", offset)
 
     def _link(self) -> None:
         """Snapshot pointer and ref, as huggingface-hub makes them."""
@@ -325,7 +418,9 @@ class Downloader:
         refs = self.storage / "refs"
         refs.mkdir(parents=True, exist_ok=True)
         if self.r.revision != self.r.commit:
-            (refs / self.r.revision).write_text(self.r.commit)
+            ref = refs / self.r.revision
+            ref.parent.mkdir(parents=True, exist_ok=True)  # revisions like refs/pr/1
+            write_atomic(ref, self.r.commit)
 
     # --- helpers -----------------------------------------------------------------------------
     def _check_cancel(self) -> None:
@@ -342,6 +437,13 @@ class Downloader:
         speed = self._speed.update(self.bytes_fetched)
         eta = (self.r.size - done) / speed if speed > 0 and stage == "downloading" else None
         self.progress(DownloadProgress(done, self.r.size, speed, eta, stage))
+
+
+def _socket_of(resp) -> socket.socket | None:
+    try:
+        return resp.fp.raw._sock
+    except AttributeError:
+        return None
 
 
 class _Speed:

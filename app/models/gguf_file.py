@@ -225,7 +225,7 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
                             f"has {size} (an incomplete download?)")
         total += nbytes
         if name.startswith("blk."):
-            layer_bytes[int(name.split(".")[1])] += nbytes
+            layer_bytes[_layer_index(label, name, n_tensors)] += nbytes
             if len(dims) >= 2:
                 type_counts[ttype] += nbytes
         elif name.startswith(("output", "norm")):
@@ -245,6 +245,12 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
         return v if isinstance(v, int) and not isinstance(v, bool) else default
 
     n_layers = arch_int("block_count", len(layer_bytes))
+    # Every layer holds at least one tensor, so a count above the tensors (themselves bounded by
+    # the file size) is a lie that would make range(n_layers) hang or exhaust memory.
+    if n_tensors == 0:
+        raise GGUFError(f"{label} holds no tensors (a vocabulary-only file?): not a model")
+    if n_layers < 0 or n_layers > n_tensors:
+        raise GGUFError(f"{label} has a corrupt header: block_count {n_layers} for {n_tensors} tensors")
     n_embd = arch_int("embedding_length")
     n_head = arch_int("attention.head_count")
     n_head_kv = arch_int("attention.head_count_kv", n_head)
@@ -266,6 +272,14 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
         metadata={k: v for k, v in meta.items() if not isinstance(v, _ArrayInfo) and k != "tokenizer.chat_template"},
     )
     return info
+
+
+def _layer_index(label: str, name: str, n_tensors: int) -> int:
+    """The N of `blk.N.*`, refused unless it is a plausible layer number."""
+    part = name.split(".")[1] if name.count(".") >= 1 else ""
+    if not part.isdigit() or not part.isascii() or int(part) >= n_tensors:
+        raise GGUFError(f"{label} has a corrupt header: tensor {name[:80]!r} has no valid layer number")
+    return int(part)
 
 
 def _tensor_bytes(label: str, name: str, dims: list[int], ttype: int) -> int:

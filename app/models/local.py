@@ -33,8 +33,11 @@ def _describe(path: Path, source: str, repo: str | None) -> LocalModel:
         info = gguf_file.inspect(path)
         return LocalModel(str(path), path.name, info.file_size, source, repo, info.architecture,
                           info.quantization)
-    except gguf_file.GGUFError as exc:
-        size = path.stat().st_size if path.exists() else 0
+    except (gguf_file.GGUFError, OSError) as exc:  # one bad file must not hide the others
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
         return LocalModel(str(path), path.name, size, source, repo, problem=str(exc))
 
 
@@ -93,19 +96,38 @@ def import_model(src: str | Path, folder: Path | None = None, capacity: int | No
     return _describe(dest, "folder", None)
 
 
-def delete_model(path: str | Path, cache: Path | None = None, folder: Path | None = None) -> None:
-    """Delete a model file; in the HF cache, its blob and snapshot link go together."""
-    p = Path(path)
-    hf = (Path(cache) if cache else paths.hf_cache_dir()).resolve()
-    own = (Path(folder) if folder else paths.models_dir()).resolve()
-    if hf in p.parents or hf in p.resolve().parents:
-        blob = p.resolve()
-        if p.is_symlink():
-            p.unlink()
-        if blob.exists() and hf in blob.parents:
-            blob.unlink()
-        return
-    if own in p.resolve().parents or own in p.parents:
-        p.unlink()
-        return
-    raise ValueError(f"{p} is neither in the Hugging Face cache nor in the models folder; not deleting it")
+def delete_model(path: str | Path, cache: Path | None = None, folder: Path | None = None) -> Path:
+    """Delete a model file; in the HF cache, its blob and snapshot link go together.
+
+    Every path is resolved first (`..`, symlinked folders), and only files really inside the
+    models folder or the HF cache are touched; anything else is a ValueError. Returns what the
+    path named, resolved (for the message).
+    """
+    given = Path(path)
+    if not os.path.lexists(given):
+        raise ValueError(f"{given} does not exist")
+    # The entry itself may be a link (a snapshot pointer, an imported --link): resolve only the
+    # folder it sits in, so that deleting it never follows it out of our folders.
+    entry = Path(os.path.realpath(given.parent)) / given.name
+    if entry.name in ("", ".", ".."):
+        raise ValueError(f"{given} is not a model file")
+    if entry.is_dir() and not entry.is_symlink():
+        raise ValueError(f"{given} is a folder, not a model file; not deleting it")
+    hf = Path(os.path.realpath(Path(cache) if cache else paths.hf_cache_dir()))
+    own = Path(os.path.realpath(Path(folder) if folder else paths.models_dir()))
+    if _inside(entry, hf):
+        target = Path(os.path.realpath(entry))
+        entry.unlink()
+        # The blob goes too, but only a file of the cache's own blobs folders.
+        if target != entry and _inside(target, hf) and target.parent.name == "blobs" and target.is_file():
+            target.unlink()
+        return entry
+    if _inside(entry, own):
+        entry.unlink()  # an imported link goes, the file it points to stays
+        return entry
+    raise ValueError(f"{given} is neither in the Hugging Face cache ({hf}) nor in the models "
+                     f"folder ({own}); not deleting it")
+
+
+def _inside(p: Path, folder: Path) -> bool:
+    return p != folder and p.is_relative_to(folder)

@@ -12,6 +12,7 @@ from app import paths
 
 log = logging.getLogger("llamadesk")
 PANELS = ("editor", "assistant", "models", "humaneval", "decontam", "settings")
+SCREENSHOT_SIZE = (1280, 800)
 SAMPLE = '''"""Welcome to LlamaDesk: an offline coding assistant."""
 from dataclasses import dataclass
 
@@ -125,12 +126,23 @@ def run_gui(args) -> int:
     from app.settings import Settings
     from app.ui.main_window import MainWindow
 
+    shot = getattr(args, "screenshot", None)
+    if shot:
+        problem = _unwritable(shot)
+        if problem:
+            print(f"llamadesk: cannot write the screenshot to {shot}: {problem}", file=sys.stderr)
+            return 2
     setup_logging()
     settings = Settings.load()
     app = make_app(settings)
+    if getattr(args, "theme", None):  # for this run only: the settings keep theirs
+        from app.ui.theme import apply_theme
+
+        apply_theme(app, args.theme)
     window = MainWindow(settings)
-    if getattr(args, "open", None):
-        window.tabs.open_file(args.open)
+    if shot:  # nobody is there to close a dialog: problems go to stderr
+        window.tabs.warn = lambda _title, text: print(f"llamadesk: {text}", file=sys.stderr)
+    opened = window.tabs.open_file(args.open) if getattr(args, "open", None) else None
     window.show()
     app.processEvents()  # the window is on screen now; the rest fills in behind it
     probe = os.environ.get("LLAMADESK_STARTUP_PROBE")
@@ -139,11 +151,18 @@ def run_gui(args) -> int:
     loop = make_loop(app)
     window.finish()
     install_exception_dialog(window, loop)
-    if getattr(args, "screenshot", None):
-        return _screenshot(app, loop, window, args.screenshot, args.panel or "editor")
+    if shot:
+        return _screenshot(app, loop, window, shot, args.panel or "editor")
     from PySide6.QtCore import QTimer
 
-    QTimer.singleShot(0, window.startup)
+    def start():
+        window.restore_workspace()  # first: startup adds an empty tab only if nothing is open
+        if opened is not None and window.tabs.indexOf(opened) >= 0:
+            window.tabs.setCurrentWidget(opened)  # --open wins over the workspace's current tab
+        window.startup()
+        window.report_settings_problem()
+
+    QTimer.singleShot(0, start)
     if probe:  # tests/bench/startup.py: also when the panels are filled, then quit
         def filled():
             print(f"FILLED {time.time():.6f}", flush=True)
@@ -170,8 +189,9 @@ def _screenshot(app, loop, window, out: str, panel: str) -> int:
     import asyncio
 
     async def shoot() -> int:
-        window.resize(1400, 900)  # the same picture whatever layout was saved
-        window.startup(ask_recovery=lambda: False)
+        window._saver.stop()  # a screenshot changes nothing the user keeps
+        window.resize(*SCREENSHOT_SIZE)  # the same picture whatever layout was saved
+        window.startup(ask_recovery=lambda: None)  # no answer: recovery text stays
         editor = window.current_editor()
         if editor is not None and not editor.toPlainText():
             editor.setPlainText(SAMPLE)
@@ -198,10 +218,29 @@ def _screenshot(app, loop, window, out: str, panel: str) -> int:
                 window.bench_panel._draw_chart()
         await asyncio.sleep(0.4)
         app.processEvents()
-        ok = target.grab().save(out)
-        return 0 if ok else 1
+        if target.grab().save(out):
+            return 0
+        print(f"llamadesk: cannot write the screenshot to {out}", file=sys.stderr)
+        return 2
 
     with loop:
         rc = loop.run_until_complete(shoot())
         window.engine.kill()
     return rc
+
+
+def _unwritable(out: str) -> str:
+    """Why a screenshot cannot be written to `out` (checked before any work), or ""."""
+    from pathlib import Path
+
+    p = Path(out)
+    folder = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        return "it is a folder"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        return "permission denied"
+    if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+        return "the name must end in .png (or .jpg, .bmp)"
+    return ""

@@ -1,6 +1,7 @@
 """HumanEval panel: run the self-test on the loaded model, watch it, compare with the papers."""
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -18,7 +19,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
 from app import paths
 from app.bench import humaneval as he
 from app.bench import references
-from app.bench.runner import HumanEvalRun
+from app.bench.run_folder import SETTINGS, RunFolder, RunFolderError
+from app.bench.runner import HumanEvalRun, check_same_model, model_identity, resolve_protocol
 from app.bench.sandbox import Sandbox
 from app.ui.bench_chart import BenchChart, Row, wilson
 from app.ui.jobs import JobRefused
@@ -113,7 +115,8 @@ class BenchPanel(QWidget):
         self.refresh_past()
 
     # --- run ---------------------------------------------------------------------------------
-    def start(self, out_dir: Path | None = None, problems: list[dict] | None = None) -> None:
+    def start(self, out_dir: Path | None = None, saved: dict | None = None) -> None:
+        """A new run from the form, or (with `saved`, a run's run.json) the resume of that run."""
         engine = self.window.engine
         if engine.info is None:
             self.status.setText("Load a model first.")
@@ -122,60 +125,79 @@ class BenchPanel(QWidget):
             return
         try:
             self.window.jobs.start("selftest", "humaneval", f"HumanEval on {Path(engine.info.path).name}",
-                                   lambda job: self._run(out_dir, problems), on_cancel=self.stop)
+                                   lambda job: self._run(out_dir, saved), on_cancel=self.stop)
         except JobRefused as exc:
             self.status.setText(str(exc))
 
-    async def _run(self, out_dir, problems) -> None:
+    def _new_settings(self) -> dict:
+        info = self.window.engine.info
+        temp = self.temperature.value()
+        proto = self.protocol.currentText()
+        return {**SETTINGS, "model": str(Path(info.path).resolve()), "model_file": model_identity(info.path),
+                "protocol": None if proto == "auto" else proto, "limit": self.limit.value(),
+                "samples": self.samples.value(), "temperature": None if temp < 0 else temp,
+                "ctx": info.n_ctx, "exclude_contaminated": self._report()}
+
+    def _report(self) -> str | None:
+        if not self.exclude.isChecked():
+            return None
+        report = latest_decontam_report()
+        if report is None:
+            raise RunFolderError("no decontamination report yet: run the check in the Decontamination panel")
+        return str(report)
+
+    async def _run(self, out_dir, saved) -> None:
         engine = self.window.engine
         name = f"{engine.info.name} {Path(engine.info.path).name}"
-        proto_name = self.protocol.currentText()
-        if proto_name == "auto":
-            proto_name = he.default_protocol(name)
-        temp = self.temperature.value()
-        proto = he.make_protocol(proto_name, None if temp < 0 else temp,
-                                 chat_format="phind-v2" if "phind" in name.lower() else "chat")
-        problems = problems or he.load_problems(limit=self.limit.value())
-        self.problems.update({p["task_id"]: p for p in problems})
-        note = {}
-        if self.exclude.isChecked():
-            report = latest_decontam_report()
-            if report is None:
-                self.status.setText("No decontamination report yet: run the check in the Decontamination panel.")
-                return
-            from app.bench.decontam import clean_task_ids
-
-            clean = set(clean_task_ids(report))
-            note = {"excluded_contaminated": [p["task_id"] for p in problems if p["task_id"] not in clean],
-                    "decontam_report": str(report)}
-            problems = [p for p in problems if p["task_id"] in clean]
         out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(engine.info.path).stem}"
-        self.table.setRowCount(0)
-        self.rows.clear()
-        self.progress.setMaximum(len(problems) * self.samples.value())
-        self.progress.setValue(0)
         self._set_running(True)
-        sandbox = Sandbox()
+        sandbox = None
         try:
+            if saved is not None:  # a resume runs with the run's own settings and model file
+                self.status.setText("Checking that the loaded model is the run's model file…")
+                await asyncio.to_thread(check_same_model, saved, engine.info.path)
+            settings = saved if saved is not None else self._new_settings()
+            proto = resolve_protocol(settings, name)
+            problems = he.load_problems(settings.get("problems"),
+                                        settings["tasks"].split(",") if settings.get("tasks") else None,
+                                        settings.get("limit"))
+            self.problems.update({p["task_id"]: p for p in problems})
+            note = {}
+            if settings.get("exclude_contaminated"):  # only the tasks the report found clean
+                from app.bench.decontam import clean_task_ids
+
+                clean = set(clean_task_ids(settings["exclude_contaminated"]))
+                note = {"excluded_contaminated": [p["task_id"] for p in problems if p["task_id"] not in clean],
+                        "decontam_report": settings["exclude_contaminated"]}
+                problems = [p for p in problems if p["task_id"] in clean]
+            self.table.setRowCount(0)
+            self.rows.clear()
+            self.progress.setMaximum(len(problems) * (settings.get("samples") or 1))
+            self.progress.setValue(0)
+            sandbox = Sandbox(timeout=settings.get("timeout") or 5.0)
             await sandbox.start()
             limits = sandbox.limitations()
             self.sandbox_note.setText("Sandbox: " + ("; ".join(limits) if limits else
                                                      "own process, temp folder, limits, Landlock; "
                                                      "leftover processes killed"))
             model = {"path": engine.info.path, "name": engine.info.name, "quantization": engine.info.quantization}
-            self.run = HumanEvalRun(out, problems, protocol=proto, samples=self.samples.value(), engine=engine,
-                                    sandbox=sandbox, model=model, note=note, on_progress=self._progress,
-                                    on_result=self._result)
+            self.run = HumanEvalRun(out, problems, protocol=proto, samples=settings.get("samples") or 1,
+                                    engine=engine, sandbox=sandbox, model=model, seed=settings.get("seed") or 0,
+                                    on_progress=self._progress, on_result=self._result, settings=settings,
+                                    note=note)
             summary = await self.run.run()
             self.current_summary = summary
             state = "done" if summary["complete"] else "stopped (Resume continues it)"
             self.status.setText(f"{state}: pass@1 = {summary.get('pass@1', 0):.3f} "
                                 f"({summary['passed']}/{summary['samples']}), {summary.get('tokens_per_s') or 0} tok/s, "
                                 f"{summary['wall_s']:.0f} s. Results in {out}")
+        except RunFolderError as exc:  # busy folder, another model file, a damaged log
+            self.status.setText(f"Cannot run: {exc}")
         except Exception as exc:  # the engine died, the sandbox failed: say so, keep the window
             self.status.setText(f"The run stopped: {exc}. Resume continues from the results folder {out}.")
         finally:
-            await sandbox.close()
+            if sandbox is not None:
+                await sandbox.close()
             self.run = None
             self._set_running(False)
             self.refresh_past()
@@ -189,6 +211,9 @@ class BenchPanel(QWidget):
         self.start_btn.setEnabled(not running)
         self.resume_btn.setEnabled(not running)
         self.stop_btn.setEnabled(running)
+        # Loading another model mid-run would mix two models in one results folder.
+        self.window.model_bar.setEnabled(not running)
+        self.window.model_bar.setToolTip("Locked while the self-test runs" if running else "")
 
     def _progress(self, p) -> None:
         self.progress.setValue(p.done)
@@ -259,10 +284,16 @@ class BenchPanel(QWidget):
         folder = self._selected_run("Select an incomplete run to resume.")
         if folder is None:
             return
-        done = {json.loads(l)["task_id"] for l in (folder / "samples.jsonl").read_text().splitlines() if l.strip()} \
-            if (folder / "samples.jsonl").exists() else set()
-        limit = max(len(done), self.limit.value())
-        self.start(folder, he.load_problems(limit=limit))
+        try:
+            saved = RunFolder(folder).read_settings()
+        except RunFolderError as exc:
+            self.status.setText(f"Cannot resume: {exc}")
+            return
+        if saved.get("canonical") or saved.get("evaluate") or saved.get("exclude_contaminated"):
+            self.status.setText(f"This run scores given samples or a filtered task list; resume it with "
+                                f"`llamadesk humaneval --resume {folder}`.")
+            return
+        self.start(folder, saved)
 
 
 def run_label(folder: Path | None, s: dict) -> str:

@@ -1,5 +1,8 @@
-"""The main window: file tree, editor tabs, model bar, and the panels as docks. It owns the one
-EngineClient; panels reach it through `window.engine`."""
+"""The main window: file tree, editor tabs, model bar, and the panels as docks opened from an
+activity bar on the left edge (editor first: the bottom panels start closed), a status bar with
+the engine's state, the model, tokens/s and context used. It owns the one EngineClient; panels
+reach it through `window.engine`. Settings and the workspace (open files, cursors, layout) are
+saved shortly after they change, not only on close."""
 from __future__ import annotations
 
 import asyncio
@@ -7,16 +10,19 @@ import base64
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QDir, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFileSystemModel, QInputDialog, QMainWindow,
-                               QMessageBox, QToolBar, QTreeView, QVBoxLayout, QWidget)
+from PySide6.QtCore import QByteArray, QDir, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFileSystemModel, QInputDialog, QLabel,
+                               QMainWindow, QMessageBox, QSizePolicy, QToolBar, QTreeView, QVBoxLayout, QWidget)
 
 from app import __version__, paths
 from app.recovery import RecoveryStore
 from app.settings import Settings
 from app.ui.editor.find_bar import FindBar
 from app.ui.editor.tabs import EditorTabs
+from app.ui.theme import icon, pygments_style
+
+SAVE_SETTINGS_MS = 1000     # a change reaches settings.json within about this long
 
 log = logging.getLogger("llamadesk")
 
@@ -36,7 +42,9 @@ class MainWindow(QMainWindow):
 
         self.tabs = EditorTabs(self.settings, self.recovery)
         self.tabs.set_style(self.pygments_style())
+        self.tabs.notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.find_bar = FindBar()
+        self.tabs.tab_created.connect(lambda tab: tab.escape_pressed.connect(self.find_bar.close_bar))
         center = QWidget()
         lay = QVBoxLayout(center)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -55,7 +63,7 @@ class MainWindow(QMainWindow):
         self.tree_dock = self._dock("Project", self.tree, Qt.LeftDockWidgetArea)
         self.set_project(self.settings.project_folder or str(Path.cwd()))
         self._file_actions()
-        self.statusBar().showMessage("Starting…")
+        self.statusBar().showMessage("Starting…", 3000)
 
     def finish(self) -> None:
         from app.engine.client import EngineClient
@@ -67,9 +75,10 @@ class MainWindow(QMainWindow):
 
         self.engine = EngineClient(on_state=self._engine_state)
         self.model_bar = ModelBar(self)
-        bar = QToolBar("Model", objectName="model_toolbar")
+        bar = QToolBar("Model", objectName="model_toolbar", movable=False)
         bar.addWidget(self.model_bar)
         self.addToolBar(bar)
+        self._status_bar()
         self.assistant = AssistantPanel(self)
         self.models_panel = ModelsPanel(self)
         self.bench_panel = BenchPanel(self)
@@ -80,17 +89,37 @@ class MainWindow(QMainWindow):
         self.decontam_dock = self._dock("Decontamination", self.decontam_panel, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.models_dock, self.bench_dock)
         self.tabifyDockWidget(self.bench_dock, self.decontam_dock)
-        self.models_dock.raise_()
+        for dock in (self.models_dock, self.bench_dock, self.decontam_dock):
+            dock.hide()  # editor first: the activity bar or the View menu opens them
         self.resizeDocks([self.models_dock], [300], Qt.Vertical)
-        self.resizeDocks([self.assistant_dock, self.tree_dock], [420, 220], Qt.Horizontal)
+        self.resizeDocks([self.assistant_dock, self.tree_dock], [400, 220], Qt.Horizontal)
+        self._activity_bar()
+        for dock, name, tip in ((self.tree_dock, "files", "Project files"),
+                                (self.assistant_dock, "assistant", "Assistant"),
+                                (self.models_dock, "models", "Models"),
+                                (self.bench_dock, "humaneval", "HumanEval self-test"),
+                                (self.decontam_dock, "decontam", "Decontamination check")):
+            self._activity_button(dock, name, tip)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Expanding)
+        self.activity.addWidget(spacer)
+        for name, tip, slot in (("palette", "Command palette (Ctrl+Shift+P)", self.command_palette),
+                                ("settings", "Settings (Ctrl+,)", self.open_settings)):
+            self.activity.addAction(icon(name), tip, slot).setProperty("icon_name", name)
         self.tabs.current_editor_changed.connect(lambda _: self.assistant.show_history_for_current())
         self.tabs.tab_created.connect(lambda tab: tab.escape_pressed.connect(self.assistant.stop))
+        for tab in self.tabs.editors():
+            tab.escape_pressed.connect(self.find_bar.close_bar)
         for tab in self.tabs.editors():
             tab.escape_pressed.connect(self.assistant.stop)
         self._assistant_actions()
         self._install_jobs_and_welcome()
         self._restore_layout()
         self.statusBar().showMessage("Ready")
+        self._saver = QTimer(self, interval=SAVE_SETTINGS_MS)
+        self._saver.timeout.connect(self.save_settings_if_changed)
+        self._saved = self.settings.to_dict()
+        self._saver.start()
 
     # --- layout --------------------------------------------------------------------------------
     def _dock(self, title: str, widget, area) -> QDockWidget:
@@ -99,28 +128,123 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def _activity_bar(self) -> None:
+        """Icons on the left edge that open and close the panels (built after the window shows:
+        the first SVG icon costs 0.1 s)."""
+        self.activity = QToolBar("Activity bar", objectName="activity_bar", movable=False)
+        self.activity.setIconSize(QSize(24, 24))
+        self.activity.setToolButtonStyle(Qt.ToolButtonIconOnly)
+        self.addToolBar(Qt.LeftToolBarArea, self.activity)
+
+    def _activity_button(self, dock: QDockWidget, name: str, tip: str) -> None:
+        act = dock.toggleViewAction()
+        act.setIcon(icon(name))
+        act.setProperty("icon_name", name)
+        act.setToolTip(tip)
+        self.activity.addAction(act)
+
     def _restore_layout(self) -> None:
         s = self.settings
-        if s.window_geometry:
-            self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
-        if s.window_state:
-            self.restoreState(QByteArray(base64.b64decode(s.window_state)))
+        try:  # settings.load checked these; a bad value must still not stop the window
+            if s.window_geometry:
+                self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
+            if s.window_state:
+                self.restoreState(QByteArray(base64.b64decode(s.window_state)))
+        except ValueError:
+            log.warning("window layout in the settings is damaged; the default layout is used")
 
     def _save_layout(self) -> None:
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry())).decode()
         self.settings.window_state = base64.b64encode(bytes(self.saveState())).decode()
 
+    def _save_workspace(self) -> None:
+        s = self.settings
+        s.open_files = [{"path": t.path, "cursor": t.textCursor().position()}
+                        for t in self.tabs.editors() if t.path]
+        cur = self.current_editor()
+        s.current_file = cur.path if cur is not None and cur.path else ""
+        self._save_layout()
+
+    def restore_workspace(self) -> None:
+        """The files open at the last exit, with their cursors, and the tab that was current."""
+        current = None
+        for entry in self.settings.open_files:
+            if not Path(entry["path"]).is_file():
+                continue
+            tab = self.tabs.open_file(entry["path"])
+            if tab is None:
+                continue
+            cursor = tab.textCursor()
+            pos = entry.get("cursor", 0)
+            cursor.setPosition(max(0, min(pos if isinstance(pos, int) else 0, tab.document().characterCount() - 1)))
+            tab.setTextCursor(cursor)
+            tab.centerCursor()
+            if entry["path"] == self.settings.current_file:
+                current = tab
+        if current is not None:
+            self.tabs.setCurrentWidget(current)
+
+    def save_settings_if_changed(self) -> None:
+        """Debounced saving: the timer looks once a second and writes (atomically) a change once
+        it has held still for a tick, so moving the cursor around does not write every second."""
+        self._save_workspace()
+        now = self.settings.to_dict()
+        if now == self._saved:
+            self._seen = now
+            return
+        if now != getattr(self, "_seen", None):
+            self._seen = now  # still changing: wait for the next tick
+            return
+        try:
+            self.settings.save()
+            self._saved = now
+        except OSError as exc:
+            log.warning("could not save the settings: %s", exc)
+
     def show_panel(self, name: str) -> None:
         dock = {"assistant": self.assistant_dock, "models": self.models_dock, "humaneval": self.bench_dock,
-                "decontam": self.decontam_dock}.get(name)
+                "decontam": self.decontam_dock, "project": self.tree_dock}.get(name)
         if dock is not None:
             dock.show()
             dock.raise_()
 
+    # --- status bar ----------------------------------------------------------------------------
+    def _status_bar(self) -> None:
+        self.status_engine = QLabel("Engine: idle")
+        self.status_model = QLabel("No model")
+        self.status_speed = QLabel("")
+        self.status_ctx = QLabel("")
+        for w in (self.status_engine, self.status_model, self.status_speed, self.status_ctx):
+            w.setContentsMargins(6, 0, 6, 0)
+            self.statusBar().addPermanentWidget(w)
+        self._status_timer = QTimer(self, interval=500)
+        self._status_timer.timeout.connect(self.update_status)
+        self._status_timer.start()
+
+    def update_status(self) -> None:
+        info = self.engine.info if self.engine is not None else None
+        model = Path(info.path).stem if info else "No model"
+        self.status_model.setText(model)
+        self.status_model.setToolTip(info.path if info else "Load a model in the model bar")
+        gen = getattr(getattr(self, "assistant", None), "generation", None)
+        st = gen.stats if gen is not None and gen.done else None
+        if info is None:
+            self.status_speed.setText("")
+            self.status_ctx.setText("")
+        elif gen is not None and not gen.done:
+            self.status_speed.setText("… tok/s")   # not the previous request's figures
+        elif st is not None:
+            self.status_speed.setText(f"{st.tokens_per_s:.1f} tok/s")
+            self.status_ctx.setText(f"context {st.prompt_tokens + st.completion_tokens:,}/{info.n_ctx:,}")
+        else:
+            self.status_ctx.setText(f"context 0/{info.n_ctx:,}")
+
     # --- actions and shortcuts -----------------------------------------------------------------
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         act = QAction(text, self)
-        if shortcut:
+        if isinstance(shortcut, (list, tuple)):
+            act.setShortcuts([QKeySequence(k) for k in shortcut])
+        elif shortcut:
             act.setShortcut(QKeySequence(shortcut))
         act.setStatusTip(tip)
         act.triggered.connect(lambda _=False: slot())
@@ -140,11 +264,11 @@ class MainWindow(QMainWindow):
         self._action(f, "Close tab", lambda: self.tabs.count() and self.tabs.close_tab(self.tabs.currentIndex()), QKeySequence.Close)
         self._action(f, "Quit", self.close, QKeySequence.Quit)
         e = mb.addMenu("&Edit")
-        self._action(e, "Find…", lambda: self._with_editor(lambda ed: self.find_bar.open(ed)), QKeySequence.Find)
+        self._action(e, "Find…", lambda: self._with_editor(lambda ed: self.find_bar.open(ed)), "Ctrl+F")
         self._action(e, "Replace…", lambda: self._with_editor(lambda ed: self.find_bar.open(ed, True)), "Ctrl+H")
         self._action(e, "Go to line…", self.go_to_line, "Ctrl+G")
-        self._action(e, "Zoom in", lambda: self._with_editor(lambda ed: ed.zoom(1)), QKeySequence.ZoomIn)
-        self._action(e, "Zoom out", lambda: self._with_editor(lambda ed: ed.zoom(-1)), QKeySequence.ZoomOut)
+        self._action(e, "Zoom in", lambda: self._with_editor(lambda ed: ed.zoom(1)), ["Ctrl+=", "Ctrl++"])
+        self._action(e, "Zoom out", lambda: self._with_editor(lambda ed: ed.zoom(-1)), ["Ctrl+-"])
 
     def _assistant_actions(self) -> None:
         mb = self.menuBar()
@@ -154,8 +278,20 @@ class MainWindow(QMainWindow):
         self._action(a, "Edit selection", self.assistant.edit_selection, "Ctrl+E")
         self._action(a, "Stop", self.assistant.stop, "Ctrl+.")
         v = mb.addMenu("&View")
+        self._action(v, "Command palette…", self.command_palette, "Ctrl+Shift+P")
+        v.addSeparator()
         for dock in (self.tree_dock, self.assistant_dock, self.models_dock, self.bench_dock, self.decontam_dock):
             v.addAction(dock.toggleViewAction())
+        v.addSeparator()
+        themes = v.addMenu("Theme")
+        group = QActionGroup(self)
+        self._theme_actions = {}
+        for name in ("system", "light", "dark"):
+            act = self._action(themes, name.capitalize(), lambda n=name: self.set_theme(n))
+            act.setCheckable(True)
+            act.setChecked(self.settings.theme == name)
+            group.addAction(act)
+            self._theme_actions[name] = act
         t = mb.addMenu("&Tools")
         self._action(t, "Settings…", self.open_settings, "Ctrl+,")
         h = mb.addMenu("&Help")
@@ -218,7 +354,15 @@ class MainWindow(QMainWindow):
         # hardware detection and the GGUF scan run as jobs off the GUI thread, then fill the panels
         asyncio.ensure_future(self.fill_from_jobs())
 
+    def report_settings_problem(self) -> None:
+        if self.settings.problem:
+            log.warning(self.settings.problem)
+            self.tabs.warn("Settings", self.settings.problem)
+
     def offer_recovery(self, ask=None) -> list:
+        """Offer the buffers of instances that ended without saving them. They are removed only
+        once the user has answered: `ask` returns True (restore; they live on under this
+        instance's session), False (discard), or None (nobody answered, as in --screenshot: keep)."""
         items = self.recovery.pending()
         if not items:
             return []
@@ -228,20 +372,26 @@ class MainWindow(QMainWindow):
                 self, "Recover unsaved text",
                 f"LlamaDesk did not close cleanly. Recover the unsaved text of:\n{names}") == QMessageBox.Yes
         restored = []
-        if ask():
+        answer = ask()
+        if answer is None:
+            return []
+        if answer:
             for r in items:
                 tab = self.tabs.new_tab(r.path, r.text)
                 tab.document().setModified(True)  # still unsaved: saving is the user's choice
                 tab.autosave()
                 restored.append(tab)
-        for r in items:
-            self.recovery.discard(r.buffer_id)
+        self.recovery.forget(items)
         return restored
 
     def closeEvent(self, event) -> None:
+        self._save_workspace()  # before the tabs close
         if not self.tabs.close_all():
             event.ignore()
             return
+        if hasattr(self, "_saver"):
+            self._saver.stop()
+        self.recovery.close()
         self._save_layout()
         self.settings.save()
         if getattr(self, "jobs", None) is not None:
@@ -252,6 +402,9 @@ class MainWindow(QMainWindow):
 
     # --- engine state --------------------------------------------------------------------------
     def _engine_state(self, state: str, detail: str) -> None:
+        if hasattr(self, "status_engine"):
+            self.status_engine.setText(f"Engine: {state}")
+            self.status_engine.setToolTip(detail)
         self.statusBar().showMessage(f"Engine: {state}" + (f" — {detail}" if detail else ""))
         if state == "ready" and getattr(self, "jobs", None) is not None:
             self.measure_if_new()
@@ -360,10 +513,35 @@ class MainWindow(QMainWindow):
 
     # --- settings, about, diagnostics ---------------------------------------------------------
     def pygments_style(self) -> str:
-        s = self.settings.pygments_style
-        if s and s != "auto":
-            return s
-        return "monokai" if self.settings.theme == "dark" else "default"
+        return pygments_style(self.settings.pygments_style)
+
+    def set_theme(self, theme: str) -> None:
+        """Palette, highlighting style and icons all follow (System restores the system palette)."""
+        from app.ui.theme import apply_theme
+
+        self.settings.theme = theme
+        apply_theme(QGuiApplication.instance(), theme)
+        if theme in getattr(self, "_theme_actions", {}):
+            self._theme_actions[theme].setChecked(True)
+        self.tabs.set_style(self.pygments_style())
+        for act in self.activity.actions():
+            name = act.property("icon_name")
+            if name:
+                act.setIcon(icon(name))
+        for tab in self.tabs.editors():
+            tab._current_block = None
+            tab._highlight_line()
+        for panel in ("assistant", "bench_panel", "models_panel"):
+            rerender = getattr(getattr(self, panel, None), "theme_changed", None)
+            if rerender is not None:
+                rerender()
+
+    def command_palette(self) -> None:
+        from app.ui.command_palette import CommandPalette
+
+        self._palette = CommandPalette(self)
+        self._palette.show()
+        self._palette.filter.setFocus()
 
     def open_settings(self) -> None:
         from app.ui.settings_dialog import SettingsDialog
@@ -371,17 +549,14 @@ class MainWindow(QMainWindow):
         dlg = SettingsDialog(self.settings, self)
         if dlg.exec():
             dlg.apply()
-            from app.ui.theme import apply_theme
-
-            apply_theme(QGuiApplication.instance(), self.settings.theme)
-            self.tabs.set_style(self.pygments_style())
+            self.set_theme(self.settings.theme)
             for ed in self.tabs.editors():
                 f = ed.font()
                 f.setPointSize(self.settings.font_size)
                 ed.setFont(f)
 
     def about(self) -> None:
-        from app.commands.doctor import report
+        from app.diagnostics import report
 
         rows = dict(report())
         QMessageBox.about(self, "About LlamaDesk", (
@@ -392,7 +567,7 @@ class MainWindow(QMainWindow):
             f"<p>Log: {paths.log_dir() / 'llamadesk.log'}</p>"))
 
     def diagnostics(self) -> str:
-        from app.commands.doctor import report
+        from app.diagnostics import report
 
         text = "\n".join(f"{k}: {v}" for k, v in report())
         try:

@@ -41,6 +41,8 @@ class ModelBar(QWidget):
         self.restart_btn.hide()
         self.download_btn = QPushButton("Download recommended")
         self.download_btn.hide()
+        self.download_btn.clicked.connect(self._download_recommended)  # once: refreshes only retarget it
+        self._recommended = None
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 2, 6, 2)
         for label, w in (("Model", self.model), (None, self.load_btn), ("GPU layers", self.gpu),
@@ -83,7 +85,11 @@ class ModelBar(QWidget):
             self.download_btn.setToolTip(rec.reason)
             self.state.setText("No model yet: download the recommended one, or open a .gguf file.")
             self.state.setToolTip(rec.reason)
-            self.download_btn.clicked.connect(lambda: self.window.start_download(rec.file.id))
+            self._recommended = rec.file.id
+
+    def _download_recommended(self) -> None:
+        if self._recommended:
+            self.window.start_download(self._recommended)
 
     def _picked(self, index: int) -> None:
         if self.model.itemData(index) is None:

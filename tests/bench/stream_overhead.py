@@ -1,16 +1,21 @@
 """Benchmark: what the worker process + pipe + asyncio cost against plain llama-cpp-python.
 
 Same model (SmolLM2-135M Q4_1), same greedy settings, 256 new tokens. A = EngineClient, B =
-plain in-process `Llama`, alternated A/B for ROUNDS rounds; each round uses a prompt of its own
-(shared by A and B) so neither side gets a cached prompt the other lacks. Reports the median
-ratio of generation tokens/s (A/B) and the median TTFT difference (A - B), then the TTFT of a
-1,500-token prompt through EngineClient the first time and when repeated (prefix reused).
+plain in-process `Llama` doing the worker's own per-token work at the same API level
+(`Llama.generate`, end-of-generation check, detokenize, incremental UTF-8 decode, stop matching,
+tokens counted the same way; tokens/s = (n - 1) / (time from first to last token) on both
+sides), so the ratio isolates the process boundary (pipe, JSON lines, asyncio). Alternated A/B
+for ROUNDS rounds; each round uses a prompt of its own (shared by A and B) so neither side gets a
+cached prompt the other lacks. Reports the median ratio of generation tokens/s (A/B) and the
+median TTFT difference (A - B), then the TTFT of a 1,500-token prompt through EngineClient the
+first time and when repeated (prefix reused).
 
 Target: ratio >= 0.97 and TTFT overhead <= 30 ms.
 """
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import statistics
 import sys
@@ -19,10 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import llama_cpp  # noqa: E402
 from llama_cpp import Llama  # noqa: E402
 
 from app.engine.client import EngineClient  # noqa: E402
 from app.engine.protocol import GenerateParams  # noqa: E402
+from app.engine.stops import StopMatcher  # noqa: E402
 from tests.helpers import packaged_file  # noqa: E402
 
 ROUNDS = 7
@@ -34,14 +41,25 @@ BASE_PROMPT = "Write a long, well commented Python module that implements a bank
 
 
 def plain_run(llm: Llama, prompt: str) -> tuple[float, float, int]:
+    """What app/engine/worker.py does per request and per token, minus the process boundary."""
+    p = GenerateParams(max_tokens=NEW_TOKENS)
     t0 = time.perf_counter()
-    t_first, n = None, 0
-    for chunk in llm.create_completion(prompt, max_tokens=NEW_TOKENS, temperature=0.0, stream=True):
-        if not chunk["choices"][0]["text"]:
-            continue  # the closing chunk carries only finish_reason
-        n += 1
+    tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    stops = StopMatcher(p.stop)
+    t_first, n, out = None, 0, []
+    for tok in llm.generate(tokens, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p, temp=0.0,
+                            repeat_penalty=p.repeat_penalty):
         if t_first is None:
             t_first = time.perf_counter()
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, tok):
+            break
+        n += 1
+        text, hit = stops.feed(decoder.decode(llm.detokenize([tok])))
+        if text:
+            out.append(text)
+        if hit or n >= p.max_tokens:
+            break
     t_end = time.perf_counter()
     return t_first - t0, (n - 1) / (t_end - t_first), n
 

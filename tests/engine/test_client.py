@@ -2,7 +2,6 @@
 import asyncio
 import os
 import signal
-import time
 
 import pytest
 from llama_cpp import Llama
@@ -18,6 +17,9 @@ PROMPTS = [
     "<|im_start|>user\nWrite a Python function that checks whether a number is prime.<|im_end|>\n"
     "<|im_start|>assistant\n",
 ]
+# The cancel tests check that the worker honours a cancel itself (same pid after): the client's
+# kill-after-grace fallback must not stand in for it on a loaded machine, whatever its speed.
+PATIENT = 600.0
 # A long, varied prompt: repeated text would make the model loop, which is fine, but long
 # prompts are what cancel-during-prompt and prefix reuse are about.
 LONG_PROMPT = "".join(f"def helper_{i}(x, y):\n    return x * {i} + y - {i % 7}\n\n" for i in range(300))
@@ -51,32 +53,32 @@ def test_greedy_output_equals_plain_llama_cpp(smollm, prompt):
 
 def test_cancel_during_generation_keeps_model_loaded(smollm):
     async def go():
-        async with EngineClient() as client:
+        async with EngineClient(cancel_grace_s=PATIENT) as client:
             await client.load(smollm, n_ctx=4096, n_threads=THREADS)
             pid = client.worker_pid
             gen = client.generate("Count from one to one thousand: one, two, three,",
                                   GenerateParams(max_tokens=3000))
-            n = 0
+            n = after_cancel = 0
             async for _ in gen:
                 n += 1
+                after_cancel += n > 5
                 if n == 5:
                     gen.cancel()
-                    t_cancel = time.perf_counter()
-            waited = time.perf_counter() - t_cancel
             after = await client.generate("def add(a, b):", GenerateParams(max_tokens=8)).result()
-            return gen.stats, waited, pid, client.worker_pid, after
+            return gen.stats, after_cancel, pid, client.worker_pid, after
 
-    stats, waited, pid_before, pid_after, after = arun(go(), timeout=120)
+    stats, after_cancel, pid_before, pid_after, after = arun(go(), timeout=120)
     assert stats.finish_reason == "cancelled"
+    # the worker checks for a cancel between tokens: only what was already in the pipe follows
+    assert after_cancel <= 8, f"{after_cancel} chunks arrived after the cancel"
     assert stats.completion_tokens < 100
-    assert waited < 10, f"cancel took {waited:.1f} s"
     assert pid_before == pid_after, "cancel must not restart the worker"
     assert after.strip()
 
 
 def test_cancel_during_long_prompt(smollm):
     async def go():
-        async with EngineClient() as client:
+        async with EngineClient(cancel_grace_s=PATIENT) as client:
             await client.load(smollm, n_ctx=8192, n_threads=THREADS, n_batch=256)
             pid = client.worker_pid
             seen = []
@@ -88,18 +90,16 @@ def test_cancel_during_long_prompt(smollm):
                     gen.cancel()
 
             gen = client.generate(LONG_PROMPT, GenerateParams(max_tokens=16), on_progress=on_progress)
-            t0 = time.perf_counter()
             text = await gen.result()
-            waited = time.perf_counter() - t0
             after = await client.generate("def add(a, b):", GenerateParams(max_tokens=8)).result()
-            return gen.stats, seen, text, waited, pid, client.worker_pid, after
+            return gen.stats, seen, text, pid, client.worker_pid, after
 
-    stats, seen, text, waited, pid_before, pid_after, after = arun(go(), timeout=120)
+    stats, seen, text, pid_before, pid_after, after = arun(go(), timeout=120)
     assert stats.finish_reason == "cancelled"
     assert stats.completion_tokens == 0 and text == ""
     assert stats.prompt_tokens > 5000
-    assert max(seen) < 0.5, f"prompt evaluation went on after cancel: {seen}"
-    assert waited < 30
+    # progress comes per batch: the cancel is honoured within a batch or two, not at the end
+    assert len(seen) <= 3 and max(seen) < 0.5, f"prompt evaluation went on after cancel: {seen}"
     assert pid_before == pid_after
     assert after.strip()
 

@@ -91,3 +91,24 @@ def test_ram_estimate_within_30_percent_of_worker_growth(smollm):
     growth = after - before
     assert abs(model_part - growth) / growth < 0.30, (model_part, growth)
     assert abs(estimate - after) / after < 0.30, (estimate, after)
+
+
+# --- issue 11 item 16: refused before loading, not by the OOM killer ---------------------------
+
+def test_context_whose_kv_cache_does_not_fit_is_refused_with_what_fits():
+    with pytest.raises(hardware.ContextTooLarge, match=r"KV cache.*at most [\d,]+ tokens") as err:
+        hardware.check_context(PHIND_34B_Q4_K_M, 1_000_000, ram_available=64 * GB, free_vram=None)
+    most = int(str(err.value).rsplit("at most ", 1)[1].split()[0].replace(",", ""))
+    hardware.check_context(PHIND_34B_Q4_K_M, most, ram_available=64 * GB, free_vram=None)
+    with pytest.raises(hardware.ContextTooLarge):
+        hardware.check_context(PHIND_34B_Q4_K_M, most + 8192, ram_available=64 * GB, free_vram=None)
+    hardware.check_context(PHIND_34B_Q4_K_M, 16384, ram_available=8 * GB, free_vram=None)
+    with pytest.raises(hardware.ContextTooLarge, match="more than llama.cpp can hold"):
+        hardware.check_context(PHIND_34B_Q4_K_M, 99_999_999_999, ram_available=10**15, free_vram=None)
+
+
+def test_threads_are_bounded_by_the_cpus():
+    hw = hardware.Hardware("CPU", False, logical_cpus=8, physical_cores=4)
+    assert hardware.bound_threads(100_000, hw) == 8
+    assert hardware.bound_threads(None, hw) == hardware.bound_threads(0, hw) == 4
+    assert hardware.bound_threads(3, hw) == 3

@@ -58,3 +58,38 @@ def test_format_is_picked_from_name_and_metadata(name, template, expected):
 def test_unknown_format_is_rejected():
     with pytest.raises(ValueError, match="unknown prompt format"):
         prompts.build("alpaca", "x")
+
+
+# --- issue 11 item 17: an untrusted template is rendered within limits ----------------------
+
+@pytest.mark.parametrize("template,why", [
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loop steps"),
+    ("{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}", "output"),
+    ("{{ 'x' * 10000000000 }}", "sequence"),
+    ("{{ 7 ** 999999999 }}", "power"),
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "RecursionError"),
+])
+def test_hostile_template_is_stopped_with_a_reason(template, why):
+    with pytest.raises(prompts.ChatTemplateError, match=why):
+        prompts.chat("x", template)
+
+
+def test_template_that_keeps_calling_is_stopped_by_the_time_limit():
+    slow = ("{% set ns = namespace(s='') %}{% for i in range(900000) %}"
+            "{% set ns.s = (ns.s ~ 'ab')[-50:] | replace('a', 'b') | upper | lower %}{% endfor %}")
+    with pytest.raises(prompts.ChatTemplateError, match="took more than 0.2 s|too long"):
+        prompts.render_template(slow, timeout_s=0.2, messages=[])
+
+
+def test_syntax_error_says_so():
+    with pytest.raises(prompts.ChatTemplateError, match=r"syntax error \(line 1\)"):
+        prompts.chat("x", "{% for m in messages %}{{ m.content }}")
+    with pytest.raises(prompts.ChatTemplateError, match="syntax error"):
+        prompts.check_template("{{ 1 + }}")
+    prompts.check_template(CHATML)
+
+
+def test_template_refusal_is_reported_as_the_templates():
+    t = "{{ raise_exception('Conversation roles must alternate') }}"
+    with pytest.raises(prompts.ChatTemplateError, match="Conversation roles must alternate"):
+        prompts.chat("x", t)

@@ -51,4 +51,20 @@ def write_bad_files(folder: Path, smollm: Path) -> dict[str, tuple[Path, str]]:
     w.write_tensors_to_file()
     w.close()
     out["nosucharch"] = (arch, "nosucharch")
+
+    def tiny_model(name: str, block_count: int, tensor: str, expect: str) -> None:
+        p = folder / name
+        w = gguf.GGUFWriter(str(p), "llama")
+        w.add_uint64("llama.block_count", block_count)  # u64: the header may claim anything
+        w.add_context_length(128)
+        w.add_tensor(tensor, np.zeros((32, 32), dtype=np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        out[name.split(".")[0]] = (p, expect)
+
+    # issue 11 item 14: counts and names that the header reader must not trust
+    tiny_model("huge_block_count.gguf", 1 << 40, "blk.0.attn_q.weight", "block_count")
+    tiny_model("bad_layer_name.gguf", 1, "blk.x.attn_q.weight", "no valid layer number")
     return out

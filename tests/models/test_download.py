@@ -179,10 +179,13 @@ def test_not_enough_disk_space(hub, tmp_path, small_gguf):
         finally:
             subprocess.run(["umount", str(cache)], check=True)
     else:  # a user namespace gives an unprivileged user a small filesystem of its own
-        script = f"mount -t tmpfs -o size=4m tmpfs {cache} && exec \"$@\""
+        # the tmpfs vanishes with the namespace: list what is left in it before leaving
+        listing = tmp_path / "left.txt"
+        script = (f"mount -t tmpfs -o size=4m tmpfs {cache} && \"$@\"; rc=$?; "
+                  f"find {cache} -type f -printf '%f\\n' > {listing}; exit $rc")
         r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", *cmd],
                            capture_output=True, text=True, env=env, timeout=120)
-        left = []
+        left = listing.read_text().split()
     assert r.returncode == 2, r.stderr
     assert "not enough disk space" in r.stderr and "Traceback" not in r.stderr
     assert not [n for n in left if not n.endswith(".lock")]
@@ -199,3 +202,133 @@ def test_cli_download_and_local(hub, tmp_path, small_gguf):
     r = run_cli("models", "local", "--json", env=env)
     listed = [m for m in __import__("json").loads(r.stdout) if m["source"] == "hf-cache"]
     assert [m["repo"] for m in listed] == [REPO] and listed[0]["problem"] is None
+
+
+# --- issue 11: hostile or broken servers ------------------------------------------------------
+
+def cdn_ranges(hub):
+    return [r for (_, p, r) in hub.state.requests if p.startswith("/cdn/")]
+
+
+def test_server_that_ignores_range_on_resume_gives_a_verified_file(hub, tmp_path, small_gguf):
+    """Item 11: a whole file sent (200) to a resume request is hashed with a fresh hasher."""
+    f = hub.state.add(REPO, "m.gguf", small_gguf)
+    hub.state.fault(f.sha256, Fault("drop", at=len(small_gguf) // 3))
+    hub.state.ignore_range = True
+    dl, path = fetch(hub, tmp_path, "m.gguf")
+    assert path.read_bytes() == small_gguf
+    assert cdn_ranges(hub) == ["bytes=0-", f"bytes={len(small_gguf) // 3}-"]
+
+
+def test_416_starts_over_with_count_and_digest_reset(hub, tmp_path, small_gguf):
+    """Item 12: after a 416 the partial file, its byte count and its digest all start from zero."""
+    n = len(small_gguf)
+    f = hub.state.add(REPO, "m.gguf", small_gguf)
+    hub.state.fault(f.sha256, Fault("drop", at=n // 2), Fault("status", status=416))
+    dl, path = fetch(hub, tmp_path, "m.gguf")
+    assert path.read_bytes() == small_gguf
+    assert cdn_ranges(hub) == ["bytes=0-", f"bytes={n // 2}-", "bytes=0-"]
+
+
+def test_first_byte_late_after_the_headers_is_not_a_stall(hub, tmp_path, small_gguf):
+    """Item 13: a read that waits less than stall_s is not an error, whichever read it is."""
+    f = hub.state.add(REPO, "m.gguf", small_gguf)
+    hub.state.fault(f.sha256, Fault("stall", at=0, seconds=1.5))
+    policy = d.Policy(backoff_s=0.02, backoff_max_s=0.1, stall_s=6.0, poll_s=0.2, attempts=4)
+    dl, path = fetch(hub, tmp_path, "m.gguf", policy=policy)
+    assert path.read_bytes() == small_gguf
+    assert cdn_ranges(hub) == ["bytes=0-"], "one request: the late first byte was waited for"
+
+
+def test_cancel_during_a_long_wait_for_bytes_is_prompt(hub, tmp_path, small_gguf):
+    """Item 13: with reads allowed to wait stall_s, a cancel still ends the wait at once."""
+    f = hub.state.add(REPO, "m.gguf", small_gguf)
+    hub.state.fault(f.sha256, Fault("stall", at=len(small_gguf) // 2, seconds=20))
+    cancel = threading.Event()
+    policy = d.Policy(stall_s=60.0, poll_s=0.1)
+
+    def progress(p):
+        if p.done >= len(small_gguf) // 2:
+            threading.Timer(0.5, cancel.set).start()
+
+    outcome = []
+
+    def run():
+        try:
+            fetch(hub, tmp_path, "m.gguf", policy=policy, cancel=cancel, progress=progress)
+            outcome.append("finished")
+        except d.DownloadError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "cancel did not end a read that was waiting for bytes"
+    assert isinstance(outcome[0], d.DownloadCancelled), outcome
+
+
+@pytest.mark.parametrize("commit,etag", [("../../../escape", None), ("a" * 40, "../" * 21 + "a"),
+                                         ("a" * 40, "..%2F" * 12 + "abcd")])
+def test_hostile_commit_or_etag_names_no_path(hub, tmp_path, small_gguf, commit, etag):
+    """Item 10: the hub's commit and ETag are checked before they name a folder or file."""
+    cache = tmp_path / "cache"
+    f = hub.state.add(REPO, "m.gguf", small_gguf, commit=commit)
+    f.etag = etag
+    with pytest.raises(d.DownloadError) as err:
+        fetch(hub, cache, "m.gguf")
+    assert "\n" not in str(err.value)
+    assert {p.name for p in tmp_path.iterdir()} <= {"cache"}
+    assert not list(tmp_path.rglob("escape"))
+
+
+def test_refs_file_is_replaced_not_written_through(hub, tmp_path, small_gguf):
+    """Item 8: the refs file is written atomically: a link planted there is replaced, and the
+    file it pointed at is untouched."""
+    hub.state.add(REPO, "m.gguf", small_gguf)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    refs = d.storage_dir(REPO, tmp_path / "cache") / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").symlink_to(victim)
+    fetch(hub, tmp_path / "cache", "m.gguf")
+    assert victim.read_text() == "precious"
+    assert not (refs / "main").is_symlink() and (refs / "main").read_text() == "a" * 40
+
+
+def _one_line(r):
+    lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith(("checking", "downloading"))]
+    return r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr
+
+
+def test_cli_refused_connection_is_one_line(tmp_path):
+    """Item 13: no retry warnings on the terminal, one line at the end."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{port}"}
+    r = run_cli("models", "download", REPO, "m.gguf", env=env)
+    assert _one_line(r), r.stderr
+    assert "cannot reach the hub" in r.stderr
+
+
+def test_cli_redirect_loop_is_one_line(hub, tmp_path, small_gguf):
+    """Item 13: a CDN that redirects to itself."""
+    f = hub.state.add(REPO, "m.gguf", small_gguf)
+    hub.state.fault(f.sha256, *[Fault("loop")] * 50)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hf"), "HF_ENDPOINT": hub.endpoint}
+    r = run_cli("models", "download", REPO, "m.gguf", env=env)
+    assert _one_line(r), r.stderr
+    assert "loop" in r.stderr
+
+
+@pytest.mark.parametrize("what", [("../../etc", "passwd"), ("test/models", "../../etc/passwd"),
+                                  ("test/models", "/etc/passwd")])
+def test_cli_path_like_names_are_refused_in_one_line(hub, tmp_path, what):
+    """Item 13: names that are paths, not hub names."""
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hf"), "HF_ENDPOINT": hub.endpoint}
+    r = run_cli("models", "download", *what, env=env)
+    assert _one_line(r), r.stderr
+    assert not [p for p in hub.state.requests]

@@ -38,3 +38,17 @@ def test_missing_and_directory(tmp_path):
 def test_unknown_architecture_is_still_a_valid_header(tmp_path, smollm):
     path, _ = write_bad_files(tmp_path, smollm)["nosucharch"]
     assert gguf_file.inspect(path).architecture == "nosucharch"
+
+
+def test_hostile_counts_leave_the_local_model_list_whole(tmp_path, smollm):
+    """Issue 11 item 14: a huge block_count and a tensor named blk.x.* are refused cleanly,
+    and the model list still shows every other file."""
+    from app.models import local
+
+    folder = tmp_path / "models"
+    bad = write_bad_files(folder, smollm)
+    (folder / "good.gguf").symlink_to(smollm)
+    listed = {m.name: m for m in local.folder_models(folder)}
+    assert listed["good.gguf"].usable
+    for name in ("huge_block_count.gguf", "bad_layer_name.gguf"):
+        assert not listed[name].usable and bad[name.split(".")[0]][1] in listed[name].problem

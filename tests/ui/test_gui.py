@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,31 +29,27 @@ def editor_with(window, text):
 def test_completion_streams_as_ghost_text_and_stop_ends_it(gui, smollm):
     w = gui.window
     w.settings.max_tokens = 400
-    ticks = []
-    timer = QTimer(interval=10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    ghost_at_tick = []  # what a timer saw of the ghost text: it must see the stream grow, not only its end
+    timer = QTimer(interval=1)
 
     async def scenario():
         assert await w.model_bar.load(str(smollm))
         tab = editor_with(w, SOURCE)
+        timer.timeout.connect(lambda: ghost_at_tick.append(len(tab.ghost)))
         timer.start()
         w.assistant.complete()
-        await until(lambda: len(tab.ghost) > 20)
-        seen_during = len(ticks)
-        t_stream = time.perf_counter()
         await until(lambda: len(tab.ghost) > 60)
-        streamed_for = time.perf_counter() - t_stream
-        ticks_while_streaming = len(ticks) - seen_during
         tab.escape_pressed.emit()  # Esc: stop
         await until(lambda: w.assistant.generation.done, timeout=10)
-        return tab, ticks_while_streaming, streamed_for
+        return tab
 
-    tab, n_ticks, secs = gui.run(scenario())
+    tab = gui.run(scenario())
     timer.stop()
-    assert w.assistant.generation.stats.finish_reason in ("cancelled", "length", "stop")
     assert w.assistant.generation.stats.finish_reason == "cancelled"
     assert tab.toPlainText() == SOURCE, "ghost text must not enter the document unasked"
-    assert n_ticks >= max(3, int(secs / 0.01 * 0.3)), f"timer starved: {n_ticks} ticks in {secs:.2f} s"
+    # events, not elapsed time (the lateness figures live in tests/bench/ui_latency.py)
+    seen = {n for n in ghost_at_tick if 0 < n <= 60}
+    assert len(seen) >= 3, f"the event loop starved while tokens streamed: timer saw ghost lengths {sorted(seen)}"
     ghost = tab.ghost
     assert ghost
     tab.accept_ghost()

@@ -21,7 +21,7 @@ def main() -> None:
         folder = window.recovery.folder
         while True:
             await asyncio.sleep(0.05)
-            for f in folder.glob("*.json") if folder.exists() else []:
+            for f in folder.rglob("*.json") if folder.exists() else []:
                 import json
                 if json.loads(f.read_text(encoding="utf-8"))["text"] == text:
                     print("AUTOSAVED", flush=True)

@@ -26,6 +26,7 @@ class CodeEditor(QPlainTextEdit):
     ghost_accepted = Signal(str)
     ghost_discarded = Signal()
     escape_pressed = Signal()
+    first_paint = Signal()        # once: lazy highlighting starts its idle pass after it
 
     def __init__(self, parent=None, font_size: int = 11):
         super().__init__(parent)
@@ -89,6 +90,9 @@ class CodeEditor(QPlainTextEdit):
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
+        if not getattr(self, "_painted", False):
+            self._painted = True
+            self.first_paint.emit()  # its slots only start timers: the paint is not held up
         if not self.ghost:
             return
         painter = QPainter(self.viewport())

@@ -1,7 +1,10 @@
-"""Find / replace bar under the editor (Ctrl+F, Ctrl+H)."""
+"""Find / replace bar under the editor: Ctrl+F shows find only, Ctrl+H find and replace, Esc
+closes it. A failed search leaves the cursor where it was; without "Aa" Replace also replaces
+matches that differ in case."""
 from __future__ import annotations
 
-from PySide6.QtGui import QTextDocument
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 
@@ -23,10 +26,16 @@ class FindBar(QWidget):
             b.clicked.connect(slot)
             row.addWidget(b)
         row.addWidget(self.replace_edit)
-        for text, slot in (("Replace", self.replace), ("All", self.replace_all), ("✕", self.hide)):
+        self.replace_widgets = [self.replace_edit]
+        for text, slot in (("Replace", self.replace), ("All", self.replace_all)):
             b = QPushButton(text)
             b.clicked.connect(slot)
             row.addWidget(b)
+            self.replace_widgets.append(b)
+        close = QPushButton("✕")
+        close.setToolTip("Close (Esc)")
+        close.clicked.connect(self.close_bar)
+        row.addWidget(close)
         row.addWidget(self.status)
         self.find_edit.returnPressed.connect(self.find)
         self.hide()
@@ -36,10 +45,24 @@ class FindBar(QWidget):
         selected = editor.textCursor().selectedText()
         if selected and "\u2029" not in selected:
             self.find_edit.setText(selected)
-        self.replace_edit.setVisible(replace)
+        for w in self.replace_widgets:
+            w.setVisible(replace)
+        self.status.setText("")
         self.show()
         self.find_edit.setFocus()
         self.find_edit.selectAll()
+
+    def close_bar(self) -> None:
+        if self.isVisible():
+            self.hide()
+            if self.editor is not None:
+                self.editor.setFocus()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key_Escape:
+            self.close_bar()
+            return
+        super().keyPressEvent(event)
 
     def _flags(self, back=False):
         flags = QTextDocument.FindFlag(0)
@@ -52,18 +75,25 @@ class FindBar(QWidget):
     def find(self, back: bool = False) -> bool:
         if not self.editor or not self.find_edit.text():
             return False
+        before = self.editor.textCursor()
         found = self.editor.find(self.find_edit.text(), self._flags(back))
         if not found:  # wrap around
             cursor = self.editor.textCursor()
-            cursor.movePosition(cursor.End if back else cursor.Start)
+            cursor.movePosition(QTextCursor.End if back else QTextCursor.Start)
             self.editor.setTextCursor(cursor)
             found = self.editor.find(self.find_edit.text(), self._flags(back))
+            if not found:
+                self.editor.setTextCursor(before)  # nothing found: the cursor stays
         self.status.setText("" if found else "not found")
         return found
 
+    def _matches(self, text: str) -> bool:
+        needle = self.find_edit.text()
+        return text == needle if self.case.isChecked() else text.casefold() == needle.casefold()
+
     def replace(self) -> None:
         cursor = self.editor.textCursor() if self.editor else None
-        if cursor and cursor.hasSelection() and cursor.selectedText() == self.find_edit.text():
+        if cursor and cursor.hasSelection() and self._matches(cursor.selectedText()):
             cursor.insertText(self.replace_edit.text())
         self.find()
 

@@ -6,23 +6,37 @@ lexed alone, starting from the stack the previous block ended with, and the stac
 becomes the block's state. Editing or appending a line re-lexes that line (and the following
 ones only while their starting state changes), never the whole document.
 
+Lazy mode (the editor's): before the first paint only the first INITIAL_BLOCKS blocks (more than
+a screen) are lexed; later blocks get the PENDING state and no formats. After the first paint an
+idle timer lexes the rest a slice at a time, so a large file shows at once and colours fill in.
+
 Pygments' RegexLexer keeps its stack in a local variable; `_lex_line` is its state machine
 (pygments.lexer.RegexLexer.get_tokens_unprocessed) with the stack passed in and handed back.
 """
 from __future__ import annotations
 
+import time
+
 from pygments.lexer import RegexLexer
-from pygments.lexers import get_lexer_by_name, guess_lexer, guess_lexer_for_filename
+from pygments.lexers import get_lexer_by_name, get_lexer_for_filename, guess_lexer, guess_lexer_for_filename
 from pygments.styles import get_style_by_name
 from pygments.token import Error, Text, Token, _TokenType
 from pygments.util import ClassNotFound
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
+
+INITIAL_BLOCKS = 300     # lexed before the first paint: a screen and a generous margin
+PENDING = -2             # a block's state until the idle pass has lexed it
+SLICE_S = 0.008          # idle work per timer tick: typing stays responsive
 
 
 def lexer_for(filename: str | None, text: str = ""):
     try:
         if filename:
-            return guess_lexer_for_filename(filename, text[:4000], stripnl=False)
+            try:  # by the name alone: imports one lexer, where guessing imports them all (1.6 s)
+                return get_lexer_for_filename(filename, stripnl=False)
+            except ClassNotFound:
+                return guess_lexer_for_filename(filename, text[:4000], stripnl=False)
         if text.strip():
             return guess_lexer(text[:4000], stripnl=False)
     except ClassNotFound:
@@ -79,10 +93,17 @@ def _lex_line(lexer: RegexLexer, text: str, stack: tuple[str, ...]):
 
 
 class PygmentsHighlighter(QSyntaxHighlighter):
-    def __init__(self, document, lexer=None, style: str = "default"):
-        super().__init__(document)
+    def __init__(self, document, lexer=None, style: str = "default", lazy: bool = False):
         self.lexer = lexer or get_lexer_by_name("text", stripnl=False)
         self.lex_calls = 0           # blocks lexed: the tests and the latency benchmark read it
+        self.lazy = lazy
+        self.limit = INITIAL_BLOCKS if lazy else None   # blocks after this wait for the idle pass
+        self._idle = None
+        self._started = False        # the idle pass begins after the editor's first paint
+        super().__init__(document)
+        if lazy:
+            self._idle = QTimer(self, interval=0)
+            self._idle.timeout.connect(self._idle_step)
         self._stacks: list[tuple[str, ...]] = [("root",)]
         self._stack_ids: dict[tuple[str, ...], int] = {("root",): 0}
         self._formats: dict = {}
@@ -90,7 +111,61 @@ class PygmentsHighlighter(QSyntaxHighlighter):
 
     def set_lexer(self, lexer) -> None:
         self.lexer = lexer
-        self.rehighlight()
+        self._restart()
+
+    def _restart(self) -> None:
+        if self.lazy:  # again only the first screens now, the rest when idle
+            self.limit = INITIAL_BLOCKS
+            self.rehighlight()
+            if self._started:
+                self.start_idle()
+        else:
+            self.rehighlight()
+
+    @property
+    def plain(self) -> bool:
+        return self.lexer.name == "Text only"
+
+    def start_idle(self) -> None:
+        self._started = True
+        if self._idle is not None and not self._idle.isActive() and self.pending():
+            self._idle.start()
+
+    def hold(self) -> None:
+        """Text is about to be appended (a large file loading): the new blocks wait for the idle pass."""
+        doc = self.document()
+        if self.lazy and self.limit is None and doc is not None:
+            self.limit = doc.blockCount() - 1
+
+    def pending(self) -> bool:
+        doc = self.document()
+        return doc is not None and self.limit is not None and self.limit < doc.blockCount() - 1
+
+    def _idle_step(self) -> None:
+        doc = self.document()
+        end = time.perf_counter() + SLICE_S
+        while self.pending() and time.perf_counter() < end:
+            block = self._first_pending(doc.findBlockByNumber(self.limit + 1))
+            if not block.isValid():
+                self.limit = doc.blockCount()
+                break
+            self.limit = block.blockNumber() + 200
+            # lexing it changes its state from PENDING, so Qt carries on to the next block,
+            # up to the new limit, where the state stays PENDING and Qt stops
+            self.rehighlightBlock(block)
+        if not self.pending():
+            self._idle.stop()
+            self.limit = None
+
+    @staticmethod
+    def _first_pending(block):
+        """Lines typed or deleted above the limit move the first PENDING block off limit + 1."""
+        while block.isValid() and block.userState() != PENDING:
+            block = block.next()
+        prev = block.previous() if block.isValid() else None
+        while prev is not None and prev.isValid() and prev.userState() == PENDING:
+            block, prev = prev, prev.previous()
+        return block
 
     def set_style(self, style: str) -> None:
         try:
@@ -98,7 +173,7 @@ class PygmentsHighlighter(QSyntaxHighlighter):
         except ClassNotFound:
             self.style = get_style_by_name("default")
         self._formats.clear()
-        self.rehighlight()
+        self._restart()
 
     def _format(self, ttype) -> QTextCharFormat:
         fmt = self._formats.get(ttype)
@@ -124,6 +199,11 @@ class PygmentsHighlighter(QSyntaxHighlighter):
         return sid
 
     def highlightBlock(self, text: str) -> None:
+        if self.plain:
+            return
+        if self.limit is not None and self.currentBlock().blockNumber() > self.limit:
+            self.setCurrentBlockState(PENDING)
+            return
         self.lex_calls += 1
         prev = self.previousBlockState()
         stack = self._stacks[prev] if 0 <= prev < len(self._stacks) else ("root",)

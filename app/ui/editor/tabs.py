@@ -1,31 +1,81 @@
 """Editor tabs: open, save, save as, the unsaved-changes prompt, and autosave for recovery."""
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
 
 from app.recovery import RecoveryStore
+from app.ui.editor import text_file
 from app.ui.editor.code_editor import CodeEditor
+
+FIRST_CHARS = 256 * 1024    # shown at once; a larger file's rest is appended in idle time
+SLICE_CHARS = 256 * 1024    # appended at a time while it loads (read-only until done)
+SLICE_S = 0.05              # of appending per idle step
 
 
 class EditorTab(CodeEditor):
     def __init__(self, path: str | None, text: str, style: str, font_size: int, autosave_s: float,
-                 recovery: RecoveryStore):
+                 recovery: RecoveryStore, fmt: text_file.TextFormat | None = None, plain: bool = False):
         from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for  # pygments: after the window shows
 
         super().__init__(font_size=font_size)
         self.path = path
+        self.format = fmt or text_file.TextFormat()
+        self.plain = plain             # too large to highlight: shown as plain text
         self.buffer_id = uuid.uuid4().hex
         self.recovery = recovery
-        self.setPlainText(text)
-        self.highlighter = PygmentsHighlighter(self.document(), lexer_for(path, text), style)
+        # Qt takes about 8 us a line to fill a document: a large file shows its start at once
+        # and the rest follows a slice per idle step, read-only until it is all there
+        cut = text.find("\n", FIRST_CHARS) + 1 if len(text) > FIRST_CHARS else 0
+        self._rest, self._rest_at = (text, cut) if cut else ("", 0)
+        self.setPlainText(text[:cut] if cut else text)
+        lexer = lexer_for(None, "") if plain else lexer_for(path, text[:4000])
+        # lazy: only the first screens are lexed before the first paint, the rest when idle;
+        # a plain (very large) file gets no highlighter on its document at all
+        self.highlighter = PygmentsHighlighter(None if plain else self.document(), lexer, style, lazy=True)
+        self.first_paint.connect(self.highlighter.start_idle)
         self.document().setModified(False)
+        if self._rest:
+            self.setReadOnly(True)
+            self.setUndoRedoEnabled(False)
+            self._loader = QTimer(self, interval=0)
+            self._loader.timeout.connect(self._load_slice)
+            self.first_paint.connect(self._loader.start)
+            # a tab opened in the background loads too, a moment later
+            self._late_start = QTimer(self, singleShot=True, interval=500)
+            self._late_start.timeout.connect(lambda: self._rest and self._loader.start())
+            self._late_start.start()
         self._autosave = QTimer(self, singleShot=True, interval=int(autosave_s * 1000))
         self._autosave.timeout.connect(self.autosave)
         self.document().contentsChanged.connect(self._changed)
+
+    @property
+    def loading(self) -> bool:
+        return bool(self._rest)
+
+    def _load_slice(self) -> None:
+        self.highlighter.hold()
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.End)
+        # one piece for about SLICE_S, then back to the event loop (fewer, larger inserts)
+        start = time.perf_counter()
+        end = self._rest_at
+        while end < len(self._rest) and time.perf_counter() - start < SLICE_S:
+            end = self._rest.find("\n", self._rest_at + SLICE_CHARS) + 1 or len(self._rest)
+            cursor.insertText(self._rest[self._rest_at:end])
+            self._rest_at = end
+        self.document().setModified(False)  # read-only meanwhile: nothing of the user's to keep
+        if end >= len(self._rest):
+            self._loader.stop()
+            self._rest = ""
+            self.setUndoRedoEnabled(True)
+            self.setReadOnly(False)
+        self.highlighter.start_idle()
 
     @property
     def title(self) -> str:
@@ -45,14 +95,13 @@ class EditorTab(CodeEditor):
             self.recovery.discard(self.buffer_id)
 
     def save_to(self, path: str) -> None:
-        tmp = Path(path).with_name(Path(path).name + ".llamadesk-tmp")
-        tmp.write_text(self.toPlainText(), encoding="utf-8")
-        tmp.replace(path)  # never a half-written file where the user's file was
+        text_file.write(path, self.toPlainText(), self.format)  # raises FileProblem; the text stays
         if path != self.path:
             from app.ui.editor.highlighter import lexer_for
 
             self.path = path
-            self.highlighter.set_lexer(lexer_for(path, self.toPlainText()))
+            if not self.plain:
+                self.highlighter.set_lexer(lexer_for(path, self.toPlainText()))
         self.document().setModified(False)
         self.recovery.discard(self.buffer_id)
 
@@ -61,6 +110,7 @@ class EditorTabs(QTabWidget):
     current_editor_changed = Signal(object)
     file_saved = Signal(str)
     tab_created = Signal(object)
+    notice = Signal(str)          # a one-line note for the status bar
 
     def __init__(self, settings, recovery: RecoveryStore | None = None, parent=None):
         super().__init__(parent)
@@ -72,6 +122,14 @@ class EditorTabs(QTabWidget):
         self.setDocumentMode(True)
         self.tabCloseRequested.connect(self.close_tab)
         self.currentChanged.connect(lambda _: self.current_editor_changed.emit(self.current()))
+        self.warn = self._warn_box
+
+    def _warn_box(self, title: str, text: str) -> None:
+        """Says what went wrong without blocking: --screenshot and tests never wait on a modal."""
+        box = QMessageBox(QMessageBox.Warning, title, text, QMessageBox.Ok, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+        self.notice.emit(text)
 
     def current(self) -> EditorTab | None:
         w = self.currentWidget()
@@ -80,9 +138,10 @@ class EditorTabs(QTabWidget):
     def editors(self) -> list[EditorTab]:
         return [self.widget(i) for i in range(self.count())]
 
-    def new_tab(self, path: str | None = None, text: str = "") -> EditorTab:
+    def new_tab(self, path: str | None = None, text: str = "", fmt: text_file.TextFormat | None = None,
+                plain: bool = False) -> EditorTab:
         tab = EditorTab(path, text, self.style_name, self.settings.font_size, self.settings.autosave_s,
-                        self.recovery)
+                        self.recovery, fmt, plain)
         tab.document().modificationChanged.connect(lambda _=None, t=tab: self._retitle(t))
         self.addTab(tab, tab.title)
         self.setCurrentWidget(tab)
@@ -101,20 +160,28 @@ class EditorTabs(QTabWidget):
                 self.setCurrentWidget(tab)
                 return tab
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            QMessageBox.warning(self, "Open", f"{path} is not a UTF-8 text file.")
+            f = text_file.read(path)
+        except text_file.FileProblem as exc:
+            self.warn("Open", str(exc))
             return None
-        except OSError as exc:
-            QMessageBox.warning(self, "Open", f"Cannot open {path}: {exc.strerror}")
-            return None
-        tab = self.new_tab(path, text)
+        tab = self.new_tab(path, f.text, f.format, f.plain)
+        notes = []
+        if f.plain:
+            notes.append(f"{Path(path).name} is {f.size / 1e6:.0f} MB: shown as plain text, without highlighting")
+        if f.format.encoding == "latin-1":
+            notes.append(f"{Path(path).name} is not UTF-8: opened as Latin-1, and saved the same way")
+        if notes:
+            self.setTabToolTip(self.indexOf(tab), f"{path}\n" + "\n".join(notes))
+            self.notice.emit("; ".join(notes) + ".")
         self.settings.add_recent(str(path))
         return tab
 
     def save(self, tab: EditorTab | None = None, save_as: bool = False) -> bool:
         tab = tab or self.current()
         if tab is None:
+            return False
+        if tab.loading:
+            self.warn("Save", f"{tab.path} is still loading; save it when it is all there.")
             return False
         path = tab.path
         if save_as or not path:
@@ -123,8 +190,8 @@ class EditorTabs(QTabWidget):
                 return False
         try:
             tab.save_to(path)
-        except OSError as exc:  # the text stays in the editor and in the recovery folder
-            QMessageBox.warning(self, "Save", f"Cannot save {path}: {exc.strerror or exc}")
+        except text_file.FileProblem as exc:  # the text stays in the editor and in the recovery folder
+            self.warn("Save", str(exc))
             return False
         self._retitle(tab)
         self.setTabToolTip(self.indexOf(tab), path)
