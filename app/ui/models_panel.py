@@ -55,6 +55,8 @@ class ModelsPanel(QWidget):
         from app.ui.speed_chart import SpeedChart
 
         self.chart = SpeedChart()
+        self.chart.setMinimumHeight(230)   # readable axes even in a short dock
+        self.local_table.setMaximumHeight(140)
         top = QSplitter()
         top.addWidget(self.table)
         top.addWidget(self.chart)

@@ -62,7 +62,7 @@ class WelcomePage(QScrollArea):
         lay.addSpacing(8)
         lay.addWidget(self._heading("Start"))
         lay.addLayout(self.local)
-        for w in (self.open_btn, self.download_btn, self.advice_ask, self.advice_complete):
+        for w in (self.open_btn, self.advice_ask, self.download_btn, self.advice_complete):
             lay.addWidget(w)
         for b in (self.open_btn, self.download_btn, self.start_btn):
             b.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
@@ -96,8 +96,7 @@ class WelcomePage(QScrollArea):
             rec = advice.ask
             if rec.file is not None:
                 self.recommended_id = rec.file.id
-                self.download_btn.setText(f"Download {rec.file.name} {rec.file.quant} "
-                                          f"({rec.file.size_bytes / 1e9:.1f} GB)")
+                self.download_btn.setText(f"Download it ({rec.file.size_bytes / 1e9:.1f} GB)")
                 self.download_btn.setToolTip(f"{self.download_btn.text()}\n{rec.reason}")
             self.download_btn.setVisible(rec.file is not None)
             self.advice_ask.setText(rec.reason)
