@@ -222,6 +222,9 @@ class Downloader:
     def __init__(self, remote: RemoteFile, *, cache: Path | None = None, token: str | None = None,
                  policy: Policy | None = None, cancel: threading.Event | None = None,
                  progress: Callable[[DownloadProgress], None] | None = None):
+        if not (SHA256_RE.fullmatch(remote.sha256) and COMMIT_RE.fullmatch(remote.commit)):
+            raise DownloadError(f"refusing {remote.filename}: its sha256 or commit is not a hash")
+        check_names(remote.repo, remote.filename, remote.revision)
         self.r = remote
         self.cache = cache
         self.token = token
