@@ -101,13 +101,14 @@ def best_quant(key: str, machine: Machine, n_ctx: int = hardware.DEFAULT_CTX,
 
 # --- speed here -------------------------------------------------------------------------------
 
-def predict_tps(size_bytes: int, plan: hardware.OffloadPlan | None, spd: speed.Speed) -> float:
+def predict_tps(size_bytes: int, plan: hardware.OffloadPlan | None, spd: speed.Speed,
+                n_layers: int = 0) -> float:
     """Tokens/s of generation: every weight is read once per token, from the GPU's memory for
     the layers there and from RAM for the rest."""
     on_gpu = 0.0
     if plan is not None and plan.n_layers:
         on_gpu = size_bytes * min(1.0, plan.n_gpu_layers / (plan.n_layers + 1))
-    return spd.tokens_per_s(size_bytes - on_gpu, on_gpu)
+    return spd.tokens_per_s(size_bytes - on_gpu, on_gpu, n_layers)
 
 
 def predictions(machine: Machine, n_ctx: int = hardware.DEFAULT_CTX,
@@ -117,7 +118,7 @@ def predictions(machine: Machine, n_ctx: int = hardware.DEFAULT_CTX,
     out = {}
     for f in catalog or files():
         p = fit(f, machine, n_ctx)
-        out[f.id] = predict_tps(f.size_bytes, p, spd) if p.fits else 0.0
+        out[f.id] = predict_tps(f.size_bytes, p, spd, f.shape.n_layers) if p.fits else 0.0
     return out
 
 
@@ -151,8 +152,8 @@ def _pick(use: str, machine: Machine, n_ctx: int, catalog: list[CatalogFile],
     for key in keys:
         rec = best_quant(key, machine, n_ctx, catalog)
         if rec.file is not None:
-            options.append((rec, tps.get(rec.file.id) or predict_tps(rec.file.size_bytes, rec.plan,
-                                                                     machine.speed or speed.default())))
+            options.append((rec, tps.get(rec.file.id) or predict_tps(
+                rec.file.size_bytes, rec.plan, machine.speed or speed.default(), rec.file.shape.n_layers)))
     if not options:
         return Recommendation(None, None, (
             f"Nothing in the catalog fits for {what}: even the smallest recommended quant needs more "

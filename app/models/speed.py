@@ -29,6 +29,7 @@ DEFAULT_OVERHEAD_S = 0.004
 class Speed:
     cpu_bandwidth: float                 # bytes/s that a token's weight reads achieve on the CPU
     overhead_s: float = DEFAULT_OVERHEAD_S  # per token, not explained by reading weights
+    overhead_layers: int = 0             # the measured model's layers: the fixed cost is per layer
     gpu_bandwidth: float | None = None
     probe_bandwidth: float = 0.0         # what the memcpy probe saw (bytes/s)
     measured_file: str = ""
@@ -40,12 +41,15 @@ class Speed:
     def measured(self) -> bool:
         return self.measured_tps > 0
 
-    def seconds_per_token(self, cpu_bytes: float, gpu_bytes: float = 0.0) -> float:
+    def seconds_per_token(self, cpu_bytes: float, gpu_bytes: float = 0.0, n_layers: int = 0) -> float:
+        # the fixed cost grows with the graph (ops per layer); on a busy CPU it dominates
+        overhead = self.overhead_s * (n_layers / self.overhead_layers
+                                      if n_layers and self.overhead_layers else 1.0)
         gpu_bw = self.gpu_bandwidth or DEFAULT_GPU_BANDWIDTH
-        return self.overhead_s + cpu_bytes / self.cpu_bandwidth + gpu_bytes / gpu_bw
+        return overhead + cpu_bytes / self.cpu_bandwidth + gpu_bytes / gpu_bw
 
-    def tokens_per_s(self, cpu_bytes: float, gpu_bytes: float = 0.0) -> float:
-        return 1.0 / self.seconds_per_token(cpu_bytes, gpu_bytes)
+    def tokens_per_s(self, cpu_bytes: float, gpu_bytes: float = 0.0, n_layers: int = 0) -> float:
+        return 1.0 / self.seconds_per_token(cpu_bytes, gpu_bytes, n_layers)
 
 
 def default() -> Speed:
@@ -66,12 +70,12 @@ def probe_bandwidth(nbytes: int = PROBE_BYTES, repeats: int = 5) -> float:
 
 
 def calibrate(probe: float, model_bytes: int, measured_tps: float, on_gpu: bool = False,
-              model_file: str = "") -> Speed:
+              model_file: str = "", n_layers: int = 0) -> Speed:
     """One measured speed and the probe -> the two constants of the per-token time."""
     spt = 1.0 / measured_tps
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     common = dict(probe_bandwidth=probe, measured_file=model_file, measured_bytes=model_bytes,
-                  measured_tps=measured_tps, measured_at=stamp)
+                  measured_tps=measured_tps, measured_at=stamp, overhead_layers=n_layers)
     if on_gpu:
         gpu_bw = model_bytes / max(spt - DEFAULT_OVERHEAD_S, spt / 2)
         return Speed(probe, DEFAULT_OVERHEAD_S, gpu_bandwidth=gpu_bw, **common)
@@ -100,7 +104,8 @@ async def measure(engine, model_bytes: int, on_gpu: bool = False, probe: float |
     if not rates:
         raise RuntimeError("the timed generation produced too few tokens to measure")
     info = engine.info
-    return calibrate(probe, model_bytes, statistics.median(rates), on_gpu, info.path if info else "")
+    return calibrate(probe, model_bytes, statistics.median(rates), on_gpu, info.path if info else "",
+                     info.layers if info else 0)
 
 
 def cache_path():

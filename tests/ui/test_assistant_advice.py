@@ -9,7 +9,7 @@ import pytest
 from app.engine import hardware
 from app.engine.client import EngineClient
 from app.engine.protocol import GenerateParams
-from app.models import advisor, speed
+from app.models import advisor, gguf_file, speed
 from tests.ui.conftest import until
 
 ROUNDS = 3
@@ -50,7 +50,8 @@ def test_predictions_match_measured_speeds_and_every_screen_names_the_same_file(
                 here = w.advice.machine.speed if i == 0 else await speed.measure(
                     w.engine, smollm.stat().st_size)
                 for path, engine in ((smollm, w.engine), (gemma, other)):
-                    predicted = advisor.predict_tps(path.stat().st_size, None, here)
+                    predicted = advisor.predict_tps(path.stat().st_size, None, here,
+                                                    gguf_file.inspect(path).n_layers)
                     ratios[path].append(predicted / await measured_tps(engine))
         finally:
             await other.close()
