@@ -83,16 +83,6 @@ def edit_prompt(instruction: str, code: str, language: str, **fmt) -> prompts.Pr
     return chat_prompt(user=user, **fmt)
 
 
-def completion_prompt(before: str, after: str, infill: bool, budget_tokens: int) -> tuple[str, list[str]]:
-    """Fill-in-the-middle for models that have it (Code Llama's <PRE>/<SUF>/<MID>), else the text
-    before the cursor. Both sides are cut to the budget, nearest the cursor kept."""
-    keep = int(budget_tokens * CHARS_PER_TOKEN)
-    if infill:
-        before, after = before[-(keep * 3 // 4):], after[: keep // 4]
-        return f"<PRE> {before} <SUF>{after} <MID>", ["<EOT>", "\n\n\n"]
-    return before[-keep:], ["\n\n\n", "\ndef ", "\nclass "]
-
-
 def code_blocks(answer: str) -> list[tuple[str, str]]:
     """(language, code) of each fenced block of a Markdown answer, the last one possibly open."""
     return [(lang, code.rstrip("\n")) for lang, code in _FENCE.findall(answer)]

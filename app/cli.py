@@ -13,7 +13,7 @@ import sys
 from app import __version__
 
 EXIT_USAGE = 2
-COMMANDS = ("complete", "humaneval", "decontam", "models", "doctor")
+COMMANDS = ("complete", "humaneval", "decontam", "models", "doctor", "serve")
 
 
 class UserError(Exception):
@@ -32,6 +32,35 @@ def gpu_layers_arg(value: str) -> str | int:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError("expected 'auto' or a number of layers (-1 = all)") from None
+
+
+def add_engine_args(p, *, model_required: bool = False, key_flag: str = "--api-key-env") -> None:
+    """--model FILE or --engine URL, and what a server needs (complete, humaneval, serve)."""
+    src = p.add_mutually_exclusive_group(required=model_required)
+    src.add_argument("--model", help="path to a .gguf file")
+    src.add_argument("--engine", metavar="URL",
+                     help="an OpenAI-compatible server (llama-server, vLLM, Ollama, LM Studio), "
+                          "with or without /v1")
+    p.add_argument("--api-model", metavar="NAME", help="the server's model (default: the first it lists)")
+    p.add_argument(key_flag, dest="engine_key_env", metavar="VAR",
+                   help="environment variable holding the server's API key")
+    p.add_argument("--ca-bundle", metavar="FILE", help="CA certificates for a server with a private CA")
+
+
+def engine_options(args) -> dict:
+    """open_engine's keyword arguments for the server flags; the key is read here, never kept."""
+    import os
+
+    key = None
+    if args.engine_key_env:
+        key = os.environ.get(args.engine_key_env)
+        if not key:
+            raise UserError(f"the environment variable {args.engine_key_env} is not set")
+    if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+        raise UserError(f"--ca-bundle: {args.ca_bundle} is not a file")
+    if not args.engine and (args.api_model or args.engine_key_env or args.ca_bundle):
+        raise UserError("--api-model, the API key and --ca-bundle need --engine URL")
+    return {"api_model": args.api_model, "api_key": key, "ca_bundle": args.ca_bundle}
 
 
 def _command_module(name: str):
@@ -96,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"llamadesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        from app.engine.base import EngineError
+
+        if not isinstance(exc, EngineError):
+            raise
+        print(f"llamadesk: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

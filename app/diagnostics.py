@@ -43,5 +43,13 @@ def report() -> list[tuple[str, str]]:
     rows.append(("results", str(paths.results_dir())))
     rows.append(("recovery", RecoveryStore().summary()))
     rows.append(("logs", str(paths.log_dir())))
+    rows.append(("completion (last run)", _completion_stats()))
     return rows
+
+
+def _completion_stats() -> str:
+    from app.completion.stats import CompletionStats
+
+    last = CompletionStats.load_last()
+    return last.summary() if last else "no suggestions recorded yet"
 

@@ -33,6 +33,14 @@ class Settings:
     window_geometry: str = ""          # base64 of QMainWindow.saveGeometry()
     window_state: str = ""             # base64 of QMainWindow.saveState()
     autosave_s: float = 1.5
+    # completion at the cursor (app/ui/editor/autocomplete.py)
+    autocomplete: bool = True          # suggest as you type once a model is loaded
+    autocomplete_debounce_ms: int = 250
+    completion_max_lines: int = 8
+    completion_model: str = ""         # optional second model for ghost text; "" = the chat model
+    # Saved servers: {"url", "model", "key_env", "ca_bundle"}; the key itself lives in the keyring.
+    servers: list[dict] = field(default_factory=list)
+    source: str = ""                   # "" = this computer, else the URL of a saved server
     problem: str = field(default="", compare=False, repr=False)  # why the file was set aside (not saved)
 
     @classmethod
@@ -106,6 +114,8 @@ def _fits(name: str, value) -> bool:
             return False
     if name == "recent_files":
         return all(isinstance(p, str) for p in value)
+    if name == "servers":
+        return all(isinstance(e, dict) and isinstance(e.get("url"), str) for e in value)
     if name == "open_files":
         return all(isinstance(o, dict) and isinstance(o.get("path"), str) for o in value)
     return True

@@ -8,7 +8,7 @@ import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.engine import prompts
+from app.engine import family, prompts
 from app.engine.protocol import GenerateParams
 
 CODEX_STOPS = ["\ndef", "\nclass", "\nif", "\nprint", "\n#", "\n@"]
@@ -111,7 +111,7 @@ def make_protocol(name: str, temperature: float | None = None, greedy: bool = Fa
 
 
 def default_protocol(model_name: str) -> str:
-    return "phind" if "phind" in model_name.lower() else "codex"
+    return family.humaneval_protocol(model_name)
 
 
 INSTRUCT_ASK = ("Complete the following Python function. Answer with the whole function in one "

@@ -38,9 +38,11 @@ REFERENCES = [
 
 def for_model(name: str) -> Reference | None:
     """The published figure for a local model file, matched by name (e.g. a Phind quant)."""
-    low = name.lower().replace("_", "-")
-    if "phind" in low:
-        if "v2" in low:
-            return REFERENCES[12]
-        return REFERENCES[11] if "python" in low else REFERENCES[10]
+    from app.engine import family
+
+    version = family.phind_version(name)
+    if version == "v2":
+        return REFERENCES[12]
+    if version:
+        return REFERENCES[11] if "python" in name.lower() else REFERENCES[10]
     return None

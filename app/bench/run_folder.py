@@ -18,7 +18,7 @@ LOCK_FILE = ".lock"
 SETTINGS = {"model": None, "protocol": None, "limit": None, "tasks": None, "samples": 1,
             "temperature": None, "greedy": False, "max_tokens": None, "canonical": False,
             "evaluate": None, "problems": None, "exclude_contaminated": None, "ctx": 4096,
-            "seed": 0, "chat_format": "auto", "timeout": 5.0}
+            "seed": 0, "chat_format": "auto", "timeout": 5.0, "engine": None, "api_model": None}
 
 
 class RunFolderError(Exception):

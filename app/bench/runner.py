@@ -23,6 +23,7 @@ from typing import Callable
 
 from app import __version__, paths
 from app.bench import humaneval as he
+from app.engine import family
 from app.bench.run_folder import RunFolder, RunFolderError, atomic_write_text
 from app.bench.sandbox import Sandbox
 
@@ -125,7 +126,7 @@ def resolve_protocol(settings: dict, model_label: str) -> he.Protocol:
     name = settings.get("protocol") or he.default_protocol(model_label)
     chat_format = settings.get("chat_format") or "auto"
     if chat_format == "auto":
-        chat_format = "phind-v2" if "phind" in model_label.lower() else "chat"
+        chat_format = family.chat_format(model_label)
     return he.make_protocol(name, settings.get("temperature"), bool(settings.get("greedy")),
                             settings.get("max_tokens"), chat_format)
 
@@ -144,7 +145,8 @@ class HumanEvalRun:
                  samples: int = 1, engine=None, sandbox: Sandbox, model: dict | None = None,
                  seed: int = 0, given_samples: list[dict] | None = None, note: dict | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
-                 on_result: Callable[[dict], None] | None = None, settings: dict | None = None):
+                 on_result: Callable[[dict], None] | None = None, settings: dict | None = None,
+                 parallel: int = 1):
         # A locked RunFolder stays locked by its owner; a path is locked here for the run.
         self.folder = out_dir if isinstance(out_dir, RunFolder) else RunFolder(out_dir)
         self.out = self.folder.path
@@ -161,7 +163,9 @@ class HumanEvalRun:
         self.on_progress = on_progress
         self.on_result = on_result
         self._cancelled = False
-        self._current = None
+        # generations in flight at once (a server batches them); scoring overlaps either way
+        self.parallel = max(1, parallel)
+        self._current: set = set()
         self.gen_time = 0.0
         self.tokens = 0
 
@@ -173,8 +177,8 @@ class HumanEvalRun:
 
     def cancel(self) -> None:
         self._cancelled = True
-        if self._current is not None:
-            self._current.cancel()
+        for gen in list(self._current):
+            gen.cancel()
 
     # --- run ---------------------------------------------------------------------------------
     async def run(self) -> dict:
@@ -244,7 +248,21 @@ class HumanEvalRun:
                 self.on_result(row)
             report()
 
+        def start_scoring(key, sample, gen_s, tokens):
+            task = asyncio.ensure_future(score(key, sample, gen_s, tokens))
+            scoring.add(task)
+            task.add_done_callback(scored_one)
+
+        async def generate(key):
+            sample, gen_s, tokens = await self._generate(key)
+            if sample is None:  # cancelled mid-generation
+                return
+            samples_log.append(sample)
+            generated[key] = sample
+            start_scoring(key, sample, gen_s, tokens)
+
         report()
+        generating: set[asyncio.Task] = set()
         try:
             for key in items:
                 if self._cancelled:
@@ -257,16 +275,23 @@ class HumanEvalRun:
                     sample, gen_s, tokens = dict(self.given[key[1]], sample=key[1]), 0.0, 0
                     samples_log.append(sample)
                 else:
-                    sample, gen_s, tokens = await self._generate(key)
-                    if sample is None:  # cancelled mid-generation
+                    while len(generating) >= self.parallel:
+                        finished, generating = await asyncio.wait(generating, return_when=asyncio.FIRST_COMPLETED)
+                        for t in finished:
+                            t.result()  # an engine failure ends the run here
+                    if self._cancelled:
                         break
-                    samples_log.append(sample)
-                    generated[key] = sample
-                task = asyncio.ensure_future(score(key, sample, gen_s, tokens))
-                scoring.add(task)
-                task.add_done_callback(scored_one)
+                    generating.add(asyncio.ensure_future(generate(key)))
+                    continue
+                start_scoring(key, sample, gen_s, tokens)
                 await asyncio.sleep(0)
+            if generating:
+                await asyncio.gather(*generating)
         except BaseException:
+            for t in generating:
+                t.cancel()
+            if generating:
+                await asyncio.gather(*generating, return_exceptions=True)
             if sha_task is not None:
                 sha_task.cancel()
             raise
@@ -306,11 +331,11 @@ class HumanEvalRun:
                               if proto.temperature > 0 else None)
         params.stop += extra_stop
         gen = self.engine.generate(text, params)
-        self._current = gen
+        self._current.add(gen)
         try:
             raw = await gen.result()
         finally:
-            self._current = None
+            self._current.discard(gen)
         if gen.stats.finish_reason == "cancelled":
             return None, 0.0, 0
         self.gen_time += gen.stats.total_s
@@ -333,6 +358,7 @@ class HumanEvalRun:
             **scores,
             "protocol": self.protocol.to_dict() if self.protocol else None,
             "samples_per_task": self.samples,
+            "parallel": self.parallel,
             "seed": self.seed,
             "model": {**self.model, "sha256": sha},
             "tokens_per_s": round(self.tokens / self.gen_time, 2) if self.gen_time else None,

@@ -1,16 +1,16 @@
-"""`llamadesk complete`: stream one completion from a local GGUF model to stdout."""
+"""`llamadesk complete`: stream one completion from a local GGUF model or a server to stdout."""
 from __future__ import annotations
 
 import os
 import sys
 
-from app.cli import UserError, gpu_layers_arg, print_json_line
+from app.cli import UserError, add_engine_args, engine_options, gpu_layers_arg, print_json_line
 
 
 def register(sub) -> None:
-    c = sub.add_parser("complete", help="stream a completion from a local GGUF model")
-    c.add_argument("prompt", help="the prompt, or - to read it from stdin")
-    c.add_argument("--model", required=True, help="path to a .gguf file")
+    c = sub.add_parser("complete", help="stream a completion from a local GGUF model or a server")
+    c.add_argument("prompt", nargs="?", help="the prompt, or - to read it from stdin")
+    add_engine_args(c, model_required=True)
     c.add_argument("--format", default="auto", choices=["auto", "raw", "phind-v2", "phind-v1", "chat"])
     c.add_argument("--system", help="system prompt for phind-v2 / chat formats")
     c.add_argument("--max-tokens", type=int, default=256)
@@ -23,48 +23,59 @@ def register(sub) -> None:
     c.add_argument("--gpu-layers", type=gpu_layers_arg, default="auto", help="auto, or a number (-1 = all)")
     c.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     c.add_argument("--stats", action="store_true", help="print one JSON line of statistics on stderr")
+    c.add_argument("--purpose", choices=["edit", "ask", "complete"], default="",
+                   help="what the request is for: edit uses prompt-lookup decoding, ask does when "
+                        "the prompt holds code")
+    from app.commands import complete_fim
+
+    complete_fim.add_arguments(c)
 
 
 async def run(args) -> int:
-    from app.engine import hardware, prompts
-    from app.engine.client import EngineClient, EngineError
+    if args.fim:
+        from app.commands import complete_fim
+
+        return await complete_fim.run(args)
+    if args.prompt is None:
+        raise UserError("give a PROMPT (or - to read it from stdin), or use --fim")
+    from app.engine import family, prompts
+    from app.engine.base import EngineError, open_engine
     from app.engine.protocol import GenerateParams
-    from app.models import gguf_file
 
     text = read_prompt(args.prompt)
-    try:
-        info = gguf_file.inspect(args.model)
-    except gguf_file.GGUFError as exc:
-        raise UserError(str(exc)) from None
     if args.ctx <= 0 or args.max_tokens <= 0:
         raise UserError("--ctx and --max-tokens must be positive")
-    try:
-        hardware.check_context_here(info, args.ctx)
-    except hardware.ContextTooLarge as exc:
-        raise UserError(f"--ctx {args.ctx}: {exc}") from None
-    n_gpu_layers, why = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
-    threads = hardware.bound_threads(args.threads)
-
-    async with EngineClient() as client:
-        try:
-            loaded = await client.load(args.model, n_ctx=args.ctx, n_gpu_layers=n_gpu_layers,
-                                       n_threads=threads)
-            prompt = prompts.build(args.format, text, model_name=f"{info.name} {info.path.name}",
-                                   chat_template=info.chat_template, system=args.system,
-                                   bos_token=loaded.bos_token, eos_token=loaded.eos_token)
-        except (EngineError, prompts.ChatTemplateError, ValueError) as exc:
-            raise UserError(str(exc)) from None
+    engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx,
+                               gpu_layers=args.gpu_layers, threads=args.threads, **engine_options(args))
+    async with engine:
+        loaded = engine.info
         params = GenerateParams(max_tokens=args.max_tokens, temperature=args.temperature,
-                                top_p=args.top_p, top_k=args.top_k, seed=args.seed,
-                                stop=prompt.stop + args.stop)
-        gen = client.generate(prompt.text, params)
+                                top_p=args.top_p, top_k=args.top_k, seed=args.seed, stop=list(args.stop),
+                                purpose=args.purpose)
+        fmt = args.format
+        if fmt == "auto":
+            fmt = family.prompt_format(loaded.chat_template, loaded.name, loaded.path)
+            if fmt == "raw" and engine.kind == "remote" and engine.has_chat:
+                fmt = "chat"  # the server knows its template even when it does not show it
+        if fmt == "chat" and not loaded.chat_template and engine.kind == "remote":
+            messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
+                       [{"role": "user", "content": text}]
+            gen, used = engine.chat_remote(messages, params), "chat (server's template)"
+        else:
+            try:
+                prompt = prompts.build(fmt, text, model_name=loaded.name, chat_template=loaded.chat_template,
+                                       system=args.system, bos_token=loaded.bos_token, eos_token=loaded.eos_token)
+            except (prompts.ChatTemplateError, ValueError) as exc:
+                raise UserError(str(exc)) from None
+            params.stop = prompt.stop + params.stop
+            gen, used = engine.generate(prompt.text, params), prompt.format
         try:
             async for chunk in gen:
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
-        except EngineError as exc:
+        except EngineError:
             sys.stdout.write("\n")
-            raise UserError(str(exc)) from None
+            raise
         except BrokenPipeError:  # the reader went away (`| head -c 5`): stop quietly
             gen.cancel()
             return quiet_broken_pipe()
@@ -82,8 +93,14 @@ async def run(args) -> int:
                 "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens,
                 "cached_tokens": s.cached_tokens, "ttft_s": round(s.ttft_s, 4),
                 "tokens_per_s": round(s.tokens_per_s, 2), "load_s": round(loaded.load_s, 3),
-                "finish_reason": s.finish_reason, "format": prompt.format,
-                "n_gpu_layers": n_gpu_layers, "offload": why, "threads": loaded.n_threads,
+                "finish_reason": s.finish_reason, "format": used,
+                "n_gpu_layers": loaded.n_gpu_layers, "offload": loaded.offload_note,
+                "threads": loaded.n_threads, "engine": engine.kind,
+                # prompt-lookup decoding (tokens_per_s above is then the effective rate) and
+                # how many sequences the engine decoded together meanwhile
+                "lookup_drafted": s.draft_tokens, "lookup_accepted": s.accepted_tokens,
+                "acceptance": None if s.acceptance is None else round(s.acceptance, 3),
+                "in_flight": s.in_flight,
             })
     return 0
 

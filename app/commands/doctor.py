@@ -5,11 +5,27 @@ from app.diagnostics import report  # one report for this command and the deskto
 
 
 def register(sub) -> None:
-    sub.add_parser("doctor", help="show versions, backend, GPU, memory and folders")
+    from app.cli import add_engine_args
+
+    d = sub.add_parser("doctor", help="show versions, backend, GPU, memory and folders "
+                                      "(and, with --engine URL, what the server offers)")
+    add_engine_args(d)
 
 
-def run(_args) -> int:
+async def server_report(args) -> list[tuple[str, str]]:
+    from app.cli import engine_options
+    from app.engine.base import open_engine
+
+    async with await open_engine(args.engine, **engine_options(args)) as engine:
+        return engine.describe()
+
+
+def run(args) -> int:
     rows = report()
+    if getattr(args, "engine", None):
+        import asyncio
+
+        rows += asyncio.run(server_report(args))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

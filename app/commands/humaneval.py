@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app import paths
 from app.bench.run_folder import SETTINGS
-from app.cli import UserError, gpu_layers_arg
+from app.cli import UserError, add_engine_args, engine_options, gpu_layers_arg
 from app.commands.status_line import StatusLine, eta_text
 
 # Settings that a resumed run takes from run.json rather than from the command line (the GUI
@@ -39,7 +39,7 @@ def seconds_arg(value) -> float:
 
 def register(sub) -> None:
     h = sub.add_parser("humaneval", help="run HumanEval against a local model, or score samples")
-    h.add_argument("--model", help="path to a .gguf file")
+    add_engine_args(h)
     h.add_argument("--protocol", choices=["phind", "codex", "instruct"],
                    help="default: phind for Phind models, codex otherwise")
     h.add_argument("--chat-format", default="auto", choices=["auto", "phind-v2", "chat"],
@@ -52,6 +52,9 @@ def register(sub) -> None:
     h.add_argument("--max-tokens", type=count_arg)
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--workers", type=count_arg, help="programs tested in parallel (default: cores)")
+    h.add_argument("--parallel", type=count_arg, metavar="N",
+                   help="generations in flight at once (a server batches them; default: the "
+                        "engine's parallel slots)")
     h.add_argument("--timeout", type=seconds_arg, default=5.0, help="seconds per program")
     h.add_argument("--out", help="output folder (default: a new folder under the results folder)")
     h.add_argument("--resume", help="continue the run in this folder")
@@ -92,7 +95,7 @@ def _open_folder(args):
             raise UserError(f"{folder.path} is not a run folder")
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        label = "canonical" if args.canonical else "evaluate" if args.evaluate else Path(args.model or "run").stem
+        label = "canonical" if args.canonical else "evaluate" if args.evaluate else _label(args)
         folder = RunFolder(args.out if args.out else paths.results_dir() / f"humaneval-{stamp}-{label}")
     try:
         folder.lock()
@@ -114,6 +117,14 @@ def _open_folder(args):
     return folder, None
 
 
+def _label(args) -> str:
+    if args.engine:
+        from urllib.parse import urlsplit
+
+        return "server-" + (urlsplit(args.engine).hostname or "unknown")
+    return Path(args.model or "run").stem
+
+
 def run_settings(args) -> dict:
     from app.bench.runner import model_identity
 
@@ -121,6 +132,10 @@ def run_settings(args) -> dict:
     if args.model:
         settings["model"] = str(Path(args.model).resolve())
         settings["model_file"] = model_identity(args.model)
+    if args.engine:  # never a password or token that came inside the URL
+        from app.engine.remote import public_url
+
+        settings["engine"] = public_url(args.engine)
     return settings
 
 
@@ -190,9 +205,28 @@ class ProgressLine:
                        force=p.done >= p.total)
 
 
+async def _measured_parallel(args) -> int:
+    """The local engine's best sequence count for this model and backend (probed once, ~10 s)."""
+    from app.engine import hardware, parallel_probe
+    from app.engine.base import open_engine
+
+    def probe_engine(n):
+        return open_engine(args.model, n_ctx=1024, gpu_layers=args.gpu_layers, threads=args.threads,
+                           parallel=n)
+
+    backend = hardware.detect_backend()
+    fresh = parallel_probe.cached(args.model, backend) is None
+    if fresh:
+        print("measuring how many sequences to decode together (once per model, ~10 s)...",
+              file=sys.stderr)
+    n = await parallel_probe.default_parallel(args.model, backend=backend, open_probe_engine=probe_engine)
+    print(f"parallel sequences: {n}" + (" (measured)" if fresh else " (measured before)"), file=sys.stderr)
+    return n
+
+
 async def run(args) -> int:
-    if not (args.resume or args.model or args.canonical or args.evaluate):
-        raise UserError("give --model FILE, --canonical or --evaluate SAMPLES.jsonl")
+    if not (args.resume or args.model or args.engine or args.canonical or args.evaluate):
+        raise UserError("give --model FILE, --engine URL, --canonical or --evaluate SAMPLES.jsonl")
     folder, saved = _open_folder(args)
     try:
         return await _run_in(folder, saved, args)
@@ -208,12 +242,11 @@ async def _run_in(folder, saved: dict | None, args) -> int:
     from app.bench.runner import HumanEvalRun, check_same_model, resolve_protocol
     from app.bench.sandbox import Sandbox
     from app.engine import hardware
-    from app.engine.client import EngineClient, EngineError
-    from app.models import gguf_file
+    from app.engine.base import EngineError, open_engine
 
     out = folder.path
-    if not (args.model or args.canonical or args.evaluate):
-        raise UserError(f"{out}/run.json names no model, --canonical or --evaluate")
+    if not (args.model or args.engine or args.canonical or args.evaluate):
+        raise UserError(f"{out}/run.json names no model, server, --canonical or --evaluate")
     problems, note = select_problems(args)
     given, problems = given_samples(args, problems)
     if not problems:
@@ -228,37 +261,33 @@ async def _run_in(folder, saved: dict | None, args) -> int:
     try:
         await sandbox.start()
         if given is None:
+            parallel = args.parallel
+            if parallel is None and not args.engine:
+                parallel = await _measured_parallel(args)
+            engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx,
+                                       gpu_layers=args.gpu_layers, threads=args.threads,
+                                       parallel=parallel or 1, **engine_options(args))
+            info = engine.info
             try:
-                info = gguf_file.inspect(args.model)
-            except gguf_file.GGUFError as exc:
-                raise UserError(str(exc)) from None
-            try:
-                protocol = resolve_protocol(vars(args), f"{info.name} {info.path.name}")
+                protocol = resolve_protocol(vars(args), f"{info.name} {Path(info.path).name}")
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            n_gpu, _ = hardware.resolve_gpu_layers(args.gpu_layers, info, args.ctx)
-            engine = EngineClient()
-            try:
-                await engine.load(args.model, n_ctx=args.ctx, n_gpu_layers=n_gpu,
-                                  n_threads=args.threads or hardware.detect().default_threads)
-            except EngineError as exc:
-                raise UserError(str(exc)) from None
-            model = {"path": str(info.path.resolve()), "name": info.name, "file": info.path.name,
-                     "quantization": info.quantization, "file_size": info.file_size,
-                     "n_ctx": args.ctx, "n_gpu_layers": n_gpu}
+            model = engine.record()
         mode = "canonical" if args.canonical else "evaluate" if args.evaluate else "generate"
         settings = saved if saved is not None else run_settings(args)
         progress = ProgressLine()
         runner = HumanEvalRun(folder, problems, protocol=protocol, samples=args.samples if given is None else 1,
                               engine=engine, sandbox=sandbox, model=model, seed=args.seed or 0,
                               given_samples=given, note={"mode": mode, **note},
-                              on_progress=progress, settings=settings)
+                              on_progress=progress, settings=settings,
+                              parallel=args.parallel or (engine.capabilities.parallel_slots if engine else 1))
         try:
             summary = await runner.run()
         except RunFolderError as exc:
             raise UserError(str(exc)) from None
         except EngineError as exc:
-            raise UserError(f"{exc}; resume with --resume {out}") from None
+            exc.args = (f"{exc}; resume with --resume {out}",)
+            raise
         except asyncio.CancelledError:  # Ctrl-C: what was written stays, the run can resume
             runner.cancel()
             print(f"\ninterrupted; resume with: llamadesk humaneval --resume {out}", file=sys.stderr)

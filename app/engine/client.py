@@ -6,9 +6,11 @@
     async for text in gen: ...
     gen.stats  # GenerationStats once the stream ended
 
-Each `generate()` call is queued at once and served in call order, one at a time, by a task of
-its own, so a consumer that stops reading never blocks the queue. If the worker dies, the
-running request fails with EngineCrashed and the next one starts a new worker and reloads.
+Each `generate()` call is sent at once, in call order, by a task of its own; the worker decodes
+as many together as it has sequence slots (`load(n_seq=...)`) and queues the rest, and events
+come back routed by request id, so a consumer that stops reading never blocks the others. If the
+worker dies, the running requests fail with EngineCrashed and the next one starts a new worker
+and reloads.
 """
 from __future__ import annotations
 
@@ -16,11 +18,15 @@ import asyncio
 import collections
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from app.engine import protocol as P
+from app.engine.base import (  # noqa: F401  (re-exported: the errors' old home)
+    Capabilities, Engine, EngineCrashed, EngineError, Generation, GenerationStats, ModelInfo,
+    ModelLoadError, PromptTooLong, cancelled_stats)
+from app.engine.base import _End
 from app.engine.protocol import GenerateParams
 from app.interpreter import module_command
 from app.models import gguf_file
@@ -29,102 +35,10 @@ WORKER_MODULE = "app.engine.worker"
 START_TIMEOUT_S = 120.0
 
 
-class EngineError(Exception):
-    """A request could not be served; the message is one line for the user."""
+class EngineClient(Engine):
+    """The local Engine: llama.cpp in a worker process, n_seq requests decoded together."""
+    kind = "local"
 
-
-class EngineCrashed(EngineError):
-    def __init__(self, message: str, returncode: int | None, log_tail: list[str]):
-        super().__init__(message)
-        self.returncode = returncode
-        self.log_tail = log_tail
-
-
-class ModelLoadError(EngineError):
-    pass
-
-
-@dataclass
-class ModelInfo:
-    path: str
-    name: str
-    architecture: str
-    layers: int
-    context_length: int
-    quantization: str
-    file_size: int
-    chat_template: str | None
-    n_ctx: int = 0
-    n_gpu_layers: int = 0
-    n_threads: int = 0
-    load_s: float = 0.0
-    bos_token: str = ""
-    eos_token: str = ""
-    gpu_offload: bool = False
-    infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-    ttft_s: float          # request sent -> first text arrived, seen by the caller
-    tokens_per_s: float    # tokens after the first / time after the first
-    total_s: float
-    finish_reason: str
-
-
-class _End:
-    pass
-
-
-@dataclass
-class Generation:
-    """One queued or running request: an async iterator of text chunks."""
-    prompt: str
-    params: GenerateParams
-    id: int = 0
-    stats: GenerationStats | None = None
-    text: str = ""
-    _queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    _cancel_requested: bool = False
-    _client: "EngineClient | None" = None
-    _task: asyncio.Task | None = None
-    on_progress: Callable[[str, float], None] | None = None
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> str:
-        item = await self._queue.get()
-        if isinstance(item, _End):
-            self._queue.put_nowait(item)  # iterating again ends again
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            self._queue.put_nowait(_End())
-            raise item
-        return item
-
-    async def result(self) -> str:
-        """Wait for the end and return the whole text (raises what the stream raised)."""
-        async for _ in self:
-            pass
-        return self.text
-
-    def cancel(self) -> None:
-        if self._cancel_requested:
-            return
-        self._cancel_requested = True
-        if self._client is not None:
-            self._client._cancel(self)
-
-    @property
-    def done(self) -> bool:
-        return self._task is not None and self._task.done()
-
-
-class EngineClient:
     def __init__(self, cancel_grace_s: float = 10.0, log_lines: int = 200,
                  on_state: Callable[[str, str], None] | None = None):
         self.cancel_grace_s = cancel_grace_s
@@ -141,8 +55,9 @@ class EngineClient:
         self._load_req: P.Load | None = None
         self._gguf: gguf_file.GGUFInfo | None = None
         self._next_id = 1
-        self._active: Generation | None = None
+        self._active: list[Generation] = []
         self._pending: list[Generation] = []
+        self._streams: dict[int, asyncio.Queue] = {}
 
     # --- state -----------------------------------------------------------------------------
     def _set_state(self, state: str, detail: str = "") -> None:
@@ -153,6 +68,11 @@ class EngineClient:
     @property
     def log_tail(self) -> list[str]:
         return list(self._log)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests the worker holds now (decoding, or waiting for a free sequence slot)."""
+        return len(self._active)
 
     @property
     def alive(self) -> bool:
@@ -166,25 +86,29 @@ class EngineClient:
             *module_command(WORKER_MODULE), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 24)
         self._events = asyncio.Queue()
-        proc, events = self._proc, self._events
-        self._io_tasks = [asyncio.ensure_future(self._read_events(proc, events)),
+        self._streams = {}
+        proc, events, streams = self._proc, self._events, self._streams
+        self._io_tasks = [asyncio.ensure_future(self._read_events(proc, events, streams)),
                           asyncio.ensure_future(self._read_log(proc))]
         ev = await asyncio.wait_for(self._next_event(), START_TIMEOUT_S)
         if isinstance(ev, P.Error):
             raise ModelLoadError(ev.message)
         self.worker_pid, self.llama_cpp_version = ev.pid, ev.llama_cpp_version
 
-    async def _read_events(self, proc, events: asyncio.Queue) -> None:
+    async def _read_events(self, proc, events: asyncio.Queue, streams: dict) -> None:
         while True:
             line = await proc.stdout.readline()
             if not line:
                 break
             try:
-                events.put_nowait(P.decode_event(line))
+                ev = P.decode_event(line)
             except (ValueError, KeyError, TypeError):
                 self._log.append(f"[unreadable event] {line[:200]!r}")
+                continue
+            streams.get(getattr(ev, "id", None), events).put_nowait(ev)
         rc = await proc.wait()
-        events.put_nowait(_Exited(rc))
+        for q in (events, *streams.values()):
+            q.put_nowait(_Exited(rc))
 
     async def _read_log(self, proc) -> None:
         while True:
@@ -193,8 +117,8 @@ class EngineClient:
                 return
             self._log.append(line.decode("utf-8", errors="replace").rstrip())
 
-    async def _next_event(self):
-        ev = await self._events.get()
+    async def _next_event(self, queue: asyncio.Queue | None = None):
+        ev = await (queue or self._events).get()
         if isinstance(ev, _Exited):
             self._proc = None
             msg = _crash_message(ev.returncode, self.log_tail)
@@ -218,10 +142,11 @@ class EngineClient:
     # --- load ------------------------------------------------------------------------------
     async def load(self, path: str | Path, n_ctx: int = 4096, n_gpu_layers: int = 0,
                    n_threads: int | None = None, n_batch: int = 512,
-                   progress: Callable[[str, float], None] | None = None) -> ModelInfo:
-        """Validate the file, start a worker if needed and load the model into it."""
+                   progress: Callable[[str, float], None] | None = None, n_seq: int = 1) -> ModelInfo:
+        """Validate the file, start a worker if needed and load the model into it.
+        n_seq sequences are decoded together, each with a context of n_ctx tokens."""
         info = await asyncio.to_thread(gguf_file.inspect, path)
-        req = P.Load(str(Path(path).resolve()), n_ctx, n_gpu_layers, n_threads, n_batch)
+        req = P.Load(str(Path(path).resolve()), n_ctx, n_gpu_layers, n_threads, n_batch, n_seq)
         async with self._lock:
             self._gguf = info
             return await self._load_locked(req, progress)
@@ -255,8 +180,9 @@ class EngineClient:
             file_size=gi.file_size, chat_template=gi.chat_template, n_ctx=ev.n_ctx,
             n_gpu_layers=ev.n_gpu_layers, n_threads=ev.n_threads, load_s=ev.load_s,
             bos_token=ev.bos_token, eos_token=ev.eos_token, gpu_offload=ev.gpu_offload,
-            infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
-                                                  "tokenizer.ggml.prefix_token_id")))
+            n_seq=ev.n_seq, infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
+                                                  "tokenizer.ggml.prefix_token_id")),
+            fim_tokens=dict(ev.fim_tokens))
         self._set_state("ready", gi.name)
         return self.info
 
@@ -270,6 +196,14 @@ class EngineClient:
                     pass
             self._set_state("idle")
 
+    @property
+    def capabilities(self) -> Capabilities:
+        info = self.info
+        return Capabilities(infill=bool(info and info.infill), tokenize=False,
+                            chat_template=info.chat_template if info else None,
+                            n_ctx=info.n_ctx if info else 0,
+                            parallel_slots=info.n_seq if info else 1)
+
     # --- generate --------------------------------------------------------------------------
     def generate(self, prompt: str, params: GenerateParams | None = None,
                  on_progress: Callable[[str, float], None] | None = None) -> Generation:
@@ -279,20 +213,20 @@ class EngineClient:
         return gen
 
     def cancel(self, *, queued: bool = False) -> None:
-        """Stop the running generation (and, with queued=True, drop those waiting)."""
-        if self._active is not None:
-            self._active.cancel()
+        """Stop the running generations (and, with queued=True, drop those waiting)."""
+        for gen in list(self._active):
+            gen.cancel()
         if queued:
             for gen in list(self._pending):
                 gen.cancel()
 
     def _cancel(self, gen: Generation) -> None:
-        if gen is self._active and self.alive:
+        if gen in self._active and self.alive:
             self._send(P.Cancel(gen.id))
             asyncio.get_running_loop().call_later(self.cancel_grace_s, self._kill_if_stuck, gen)
 
     def _kill_if_stuck(self, gen: Generation) -> None:
-        if gen is self._active and not gen.done:
+        if gen in self._active and not gen.done:
             self._log.append(f"[client] request {gen.id} ignored cancel for "
                              f"{self.cancel_grace_s:.0f} s; killing the worker")
             self._stuck = gen
@@ -300,20 +234,24 @@ class EngineClient:
 
     async def _serve(self, gen: Generation) -> None:
         try:
-            async with self._lock:
+            async with self._lock:  # held while sending only: loads and restarts come between
                 self._pending.remove(gen)
                 if gen._cancel_requested:
-                    gen.stats = GenerationStats(0, 0, 0, 0.0, 0.0, 0.0, "cancelled")
+                    gen.stats = cancelled_stats()
                     return
-                self._active = gen
-                try:
-                    await self._run(gen)
-                finally:
-                    self._active = None
+                stream = await self._start(gen)
+            self._active.append(gen)
+            try:
+                await self._run(gen, stream)
+            finally:
+                self._active.remove(gen)
+                self._streams.pop(gen.id, None)
+                if not self._active and self.alive:
+                    self._set_state("ready", self.info.name if self.info else "")
         except EngineCrashed as exc:
             if getattr(self, "_stuck", None) is gen:  # we killed it ourselves after a cancel
                 self._stuck = None
-                gen.stats = GenerationStats(0, 0, 0, 0.0, 0.0, 0.0, "cancelled")
+                gen.stats = cancelled_stats()
             else:
                 gen._queue.put_nowait(exc)
         except Exception as exc:
@@ -321,44 +259,46 @@ class EngineClient:
         finally:
             gen._queue.put_nowait(_End())
 
-    async def _run(self, gen: Generation) -> None:
+    async def _start(self, gen: Generation) -> asyncio.Queue:
         if self._load_req is None:
             raise EngineError("no model is loaded")
         if not self.alive:  # the last worker died: start a new one and load the same model
             await self._load_locked(self._load_req, gen.on_progress)
         gen.id, self._next_id = self._next_id, self._next_id + 1
+        stream = self._streams[gen.id] = asyncio.Queue()
         self._set_state("generating")
+        self._send(P.Generate(gen.id, gen.prompt, gen.params))
+        return stream
+
+    async def _run(self, gen: Generation, stream: asyncio.Queue) -> None:
         t_sent = time.perf_counter()
         t_first = None
-        self._send(P.Generate(gen.id, gen.prompt, gen.params))
         if gen._cancel_requested:
             self._cancel(gen)
-        try:
-            while True:
-                ev = await self._next_event()
-                if isinstance(ev, P.Chunk):
-                    if t_first is None:
-                        t_first = time.perf_counter()
-                    gen.text += ev.text
-                    gen._queue.put_nowait(ev.text)
-                elif isinstance(ev, P.Progress):
-                    if gen.on_progress:
-                        gen.on_progress(ev.stage, ev.fraction)
-                elif isinstance(ev, P.Error):
-                    raise EngineError(ev.message)
-                elif isinstance(ev, P.Done):
-                    t_end = time.perf_counter()
-                    t_first = t_first or t_end
-                    after = t_end - t_first
-                    gen.stats = GenerationStats(
-                        prompt_tokens=ev.prompt_tokens, cached_tokens=ev.cached_tokens,
-                        completion_tokens=ev.completion_tokens, ttft_s=t_first - t_sent,
-                        tokens_per_s=(ev.completion_tokens - 1) / after if after > 0 and ev.completion_tokens > 1 else 0.0,
-                        total_s=t_end - t_sent, finish_reason=ev.finish_reason)
-                    return
-        finally:
-            if self.alive:
-                self._set_state("ready", self.info.name if self.info else "")
+        while True:
+            ev = await self._next_event(stream)
+            if isinstance(ev, P.Chunk):
+                if t_first is None:
+                    t_first = time.perf_counter()
+                gen.text += ev.text
+                gen._queue.put_nowait(ev.text)
+            elif isinstance(ev, P.Progress):
+                if gen.on_progress:
+                    gen.on_progress(ev.stage, ev.fraction)
+            elif isinstance(ev, P.Error):
+                raise (PromptTooLong if ev.kind == "context_overflow" else EngineError)(ev.message)
+            elif isinstance(ev, P.Done):
+                t_end = time.perf_counter()
+                t_first = t_first or t_end
+                after = t_end - t_first
+                gen.stats = GenerationStats(
+                    prompt_tokens=ev.prompt_tokens, cached_tokens=ev.cached_tokens,
+                    completion_tokens=ev.completion_tokens, ttft_s=t_first - t_sent,
+                    tokens_per_s=(ev.completion_tokens - 1) / after if after > 0 and ev.completion_tokens > 1 else 0.0,
+                    total_s=t_end - t_sent, finish_reason=ev.finish_reason,
+                    draft_tokens=ev.draft_tokens, accepted_tokens=ev.accepted_tokens,
+                    in_flight=ev.in_flight)
+                return
 
     # --- shutdown --------------------------------------------------------------------------
     async def close(self) -> None:

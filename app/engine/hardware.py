@@ -320,3 +320,36 @@ def resolve_gpu_layers(requested, info, n_ctx: int = DEFAULT_CTX) -> tuple[int, 
     hw = detect()
     plan = plan_offload(ModelLayout.from_gguf(info), n_ctx, free_vram=hw.free_vram, free_ram=hw.ram_available)
     return plan.n_gpu_layers, plan.reason
+
+
+@dataclass
+class PairPlan:
+    chat: OffloadPlan | None
+    completion: OffloadPlan
+    message: str
+
+
+def plan_pair(chat_info, chat_ctx: int, completion_info, completion_ctx: int,
+              free_vram: int | None = None, free_ram: int | None = None) -> PairPlan:
+    """Fit a chat model and a completion model at once (two engines). The completion model is
+    placed first, whole on the GPU if it can be, because ghost text lives on latency; the chat
+    model gets what is left. The message names the model that does not fit, if one does not."""
+    comp = plan_offload(ModelLayout.from_gguf(completion_info), completion_ctx,
+                        free_vram=free_vram, free_ram=free_ram)
+    if chat_info is None:
+        msg = "" if comp.fits else f"The completion model does not fit: {comp.reason}"
+        return PairPlan(None, comp, msg)
+    vram_left = None if free_vram is None else max(0, free_vram - comp.vram_bytes)
+    ram_left = None if free_ram is None else max(0, free_ram - comp.ram_bytes)
+    chat = plan_offload(ModelLayout.from_gguf(chat_info), chat_ctx, free_vram=vram_left,
+                        free_ram=ram_left)
+    if not comp.fits:
+        msg = f"The completion model {completion_info.name} does not fit: {comp.reason}"
+    elif not chat.fits:
+        msg = (f"Both models do not fit: with the completion model {completion_info.name} loaded "
+               f"({_gb(comp.ram_bytes + comp.vram_bytes)}), the chat model {chat_info.name} "
+               f"does not fit. {chat.reason}")
+    else:
+        msg = (f"Both fit: completion model {completion_info.name} ({comp.label}), chat model "
+               f"{chat_info.name} ({chat.label}).")
+    return PairPlan(chat, comp, msg)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from app.engine import family
+
 PHIND_SYSTEM = "You are an intelligent programming assistant."
 FORMATS = ("raw", "phind-v2", "phind-v1", "chat")
 
@@ -174,9 +176,14 @@ def check_template(template: str) -> None:
 
 def chat(user: str, template: str, system: str | None = None, bos_token: str = "",
          eos_token: str = "") -> Prompt:
-    """Render the GGUF's own `tokenizer.chat_template` (untrusted: see render_template)."""
     messages = ([{"role": "system", "content": system}] if system else []) + \
                [{"role": "user", "content": user}]
+    return render_messages(messages, template, bos_token, eos_token)
+
+
+def render_messages(messages: list[dict], template: str, bos_token: str = "",
+                    eos_token: str = "") -> Prompt:
+    """Render the GGUF's own `tokenizer.chat_template` (untrusted: see render_template)."""
     text = render_template(template, messages=messages, add_generation_prompt=True,
                            bos_token=bos_token, eos_token=eos_token)
     # The engine adds BOS itself when tokenizing; a template that writes it would double it.
@@ -187,10 +194,7 @@ def chat(user: str, template: str, system: str | None = None, bos_token: str = "
 
 def pick_format(name: str, chat_template: str | None) -> str:
     """Format for a model, from its file or general.name: Phind cards first, then its template."""
-    low = name.lower()
-    if "phind" in low:
-        return "phind-v2" if "v2" in low else "phind-v1"
-    return "chat" if chat_template else "raw"
+    return family.prompt_format(chat_template, name)
 
 
 def build(fmt: str, user: str, *, model_name: str = "", chat_template: str | None = None,

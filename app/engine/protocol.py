@@ -20,6 +20,16 @@ class GenerateParams:
     repeat_penalty: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    # What the request is for: "edit", "ask", "complete" or "". The engine picks prompt-lookup
+    # decoding from it (edit: always; ask: when the prompt holds code) unless `lookup` says.
+    purpose: str = ""
+    lookup: bool | None = None
+
+    @classmethod
+    def for_edit(cls, max_tokens: int, stop: list[str], **kw) -> "GenerateParams":
+        """An Edit selection: greedy (the rewrite should be the model's best, and prompt-lookup
+        decoding then gives the same text faster), marked so the engine uses lookup."""
+        return cls(max_tokens=max_tokens, temperature=0.0, stop=stop, purpose="edit", **kw)
 
 
 # --- app -> worker ---------------------------------------------------------------------------
@@ -32,6 +42,7 @@ class Load:
     n_gpu_layers: int = 0
     n_threads: int | None = None
     n_batch: int = 512
+    n_seq: int = 1           # sequences decoded together; each holds n_ctx tokens
 
 
 @dataclass
@@ -85,6 +96,8 @@ class Loaded:
     bos_token: str
     eos_token: str
     gpu_offload: bool
+    n_seq: int = 1
+    fim_tokens: dict = field(default_factory=dict)  # infill role (pre, suf, mid, ...) -> token text
 
 
 @dataclass
@@ -104,6 +117,10 @@ class Done:
     completion_tokens: int
     prompt_s: float       # worker-side time from request to first token
     generation_s: float   # worker-side time after the first token
+    draft_tokens: int = 0     # prompt-lookup tokens proposed ...
+    accepted_tokens: int = 0  # ... and confirmed by the model
+    decode_steps: int = 0     # batches this sequence took part in after its prompt
+    in_flight: int = 1        # most sequences decoded together while this one ran
 
 
 @dataclass

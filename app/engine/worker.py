@@ -2,13 +2,12 @@
 
 Runs as `python -m app.engine.worker`. stdin carries requests, the original stdout carries
 events; fd 1 is pointed at stderr first so that anything llama.cpp prints from C cannot corrupt
-the protocol. A reader thread takes `cancel` at once while the main thread is inside a
-generation; generation checks the flag between prompt batches and between tokens, so a cancel
-never has to interrupt C code.
+the protocol. A reader thread takes requests and `cancel` at once while the main thread decodes;
+the main thread admits new requests and checks cancels between batch steps (batch_loop.py), so
+a cancel never has to interrupt C code and several requests run at once.
 """
 from __future__ import annotations
 
-import codecs
 import os
 import queue
 import sys
@@ -16,9 +15,7 @@ import threading
 import time
 
 from app.engine import protocol as P
-from app.engine.stops import StopMatcher
-
-MIN_REUSE = 64  # tokens of shared prefix worth keeping in the KV cache
+from app.engine.batch_loop import BatchLoop, RequestError
 
 
 class Worker:
@@ -29,7 +26,7 @@ class Worker:
         self.cancelled: set[int] = set()
         self.cancel_lock = threading.Lock()
         self.llm = None
-        self.n_batch = 512
+        self.loop: BatchLoop | None = None
 
     # --- plumbing ------------------------------------------------------------------------
     def send(self, msg) -> None:
@@ -58,54 +55,91 @@ class Worker:
         with self.cancel_lock:
             return req_id in self.cancelled
 
+    def forget_cancel(self, req_id: int) -> None:
+        with self.cancel_lock:
+            self.cancelled.discard(req_id)
+
     # --- requests ------------------------------------------------------------------------
     def run(self) -> None:
+        """Take requests between batch steps: wait for one when idle, only peek when busy."""
         while True:
-            req = self.jobs.get()
-            if isinstance(req, P.Shutdown):
-                return
+            busy = self.loop is not None and self.loop.busy
             try:
-                if isinstance(req, P.Load):
-                    self.load(req)
-                elif isinstance(req, P.Generate):
-                    self.generate(req)
-                elif isinstance(req, P.Unload):
-                    self.unload()
-            except Exception as exc:  # report, keep serving: the model may still be usable
-                self.send(P.Error("internal", f"{type(exc).__name__}: {exc}", getattr(req, "id", None)))
+                req = self.jobs.get(block=not busy)
+            except queue.Empty:
+                req = None
+            while req is not None:
+                if isinstance(req, P.Shutdown):
+                    return
+                self.handle(req)
+                try:
+                    req = self.jobs.get_nowait()
+                except queue.Empty:
+                    req = None
+            if self.loop is not None and self.loop.busy:
+                try:
+                    self.loop.step()
+                except Exception as exc:  # the context state is unknown: fail what runs, go on
+                    self.loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
 
-    def unload(self) -> None:
+    def handle(self, req) -> None:
+        try:
+            if isinstance(req, P.Load):
+                self.load(req)
+            elif isinstance(req, P.Generate):
+                self.generate(req)
+            elif isinstance(req, P.Unload):
+                self.unload()
+        except Exception as exc:  # report, keep serving: the model may still be usable
+            self.send(P.Error("internal", f"{type(exc).__name__}: {exc}", getattr(req, "id", None)))
+
+    def _drop_model(self) -> None:
+        if self.loop is not None:
+            self.loop.abort_all("internal", "the model was unloaded")
+            self.loop.close()
+            self.loop = None
         if self.llm is not None:
             self.llm.close()
             self.llm = None
+
+    def unload(self) -> None:
+        self._drop_model()
         self.send(P.Unloaded())
 
     def load(self, req: P.Load) -> None:
         import llama_cpp
         from llama_cpp import llama_cpp as C
 
-        if self.llm is not None:
-            self.llm.close()
-            self.llm = None
+        self._drop_model()
         t0 = time.perf_counter()
+        n_seq = max(1, req.n_seq)
 
         @C.llama_progress_callback
         def on_progress(fraction, _user):
             self.send(P.Progress("load", round(float(fraction), 3)))
             return True
 
-        # Llama() exposes no progress hook; give the default params ours (ref kept alive above).
+        # Llama() exposes neither a progress hook nor the sequence count: give the default
+        # params ours (ref kept alive above). One KV stream per sequence, so each holds n_ctx.
         default_params = C.llama_model_default_params
+        default_ctx_params = C.llama_context_default_params
 
         def params_with_progress():
             params = default_params()
             params.progress_callback = on_progress
             return params
 
+        def ctx_params_with_sequences():
+            params = default_ctx_params()
+            params.n_seq_max = n_seq
+            params.kv_unified = False
+            return params
+
         C.llama_model_default_params = params_with_progress
+        C.llama_context_default_params = ctx_params_with_sequences
         _tolerate_bad_chat_templates()
         try:
-            kwargs = dict(model_path=req.path, n_ctx=req.n_ctx, n_gpu_layers=req.n_gpu_layers,
+            kwargs = dict(model_path=req.path, n_ctx=req.n_ctx * n_seq, n_gpu_layers=req.n_gpu_layers,
                           n_batch=req.n_batch, verbose=False)
             if req.n_threads:
                 kwargs.update(n_threads=req.n_threads, n_threads_batch=req.n_threads)
@@ -115,94 +149,27 @@ class Worker:
             return
         finally:
             C.llama_model_default_params = default_params
-        self.n_batch = req.n_batch
+            C.llama_context_default_params = default_ctx_params
         llm = self.llm
+        n_ctx_seq = min(llm.n_ctx() // n_seq, req.n_ctx)
+        self.loop = BatchLoop(llm, n_seq, n_ctx_seq, req.n_batch, self.send, self.is_cancelled,
+                              self.forget_cancel)
         self.send(P.Loaded(
-            n_ctx=llm.n_ctx(), n_gpu_layers=req.n_gpu_layers, n_threads=llm.n_threads,
+            n_ctx=n_ctx_seq, n_gpu_layers=req.n_gpu_layers, n_threads=llm.n_threads,
             load_s=time.perf_counter() - t0,
             bos_token=_token_text(llm, llm.token_bos()), eos_token=_token_text(llm, llm.token_eos()),
-            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload())))
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), n_seq=n_seq,
+            fim_tokens=_fim_tokens(llm)))
 
     def generate(self, req: P.Generate) -> None:
-        import llama_cpp
-
-        llm = self.llm
-        if llm is None:
+        if self.loop is None:
             self.send(P.Error("bad_request", "no model is loaded", req.id))
             return
-        t0 = time.perf_counter()
-        p = req.params
-        tokens = llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=True)
-        if not tokens:
-            self.send(P.Error("bad_request", "the prompt is empty", req.id))
-            return
-        # llama.cpp may round the context up; Llama's token buffer keeps the size asked for.
-        n_ctx = min(llm.n_ctx(), len(llm.input_ids))
-        room = n_ctx - len(tokens)
-        if room <= 0:
-            self.send(P.Error("context_overflow", f"the prompt has {len(tokens)} tokens; the context "
-                              f"holds {n_ctx}", req.id))
-            return
-        max_tokens = room if p.max_tokens is None or p.max_tokens <= 0 else min(p.max_tokens, room)
-
-        # Reuse the cached prefix, then evaluate the rest of the prompt but its last token in
-        # batches, checking for cancel between them. Llama.generate() then sees all but the last
-        # token cached and only evaluates that one before sampling, exactly as a plain call does.
-        cached = _common_prefix(llm._input_ids, tokens[:-1])
-        if cached < MIN_REUSE:
-            # A short shared prefix saves nothing, and llama.cpp's results depend on where the
-            # new tokens land in the cache: start clean so that unrelated requests (HumanEval
-            # tasks one after another) give exactly what a fresh process gives.
-            cached = 0
-            # Reset the cells but not their memory: zeroing a 4096-token cache costs ~30 ms.
-            if llm._ctx.memory is not None:
-                llama_cpp.llama_memory_clear(llm._ctx.memory, False)
-        llm.n_tokens = cached
-        todo = len(tokens) - 1
-        for start in range(cached, todo, self.n_batch):
-            if self.is_cancelled(req.id):
-                return self._finish(req, "cancelled", len(tokens), cached, 0, t0, None)
-            llm.eval(tokens[start:min(start + self.n_batch, todo)])
-            self.send(P.Progress("prompt", round(llm.n_tokens / len(tokens), 3), req.id))
-
-        if p.seed is not None:
-            llm.set_seed(p.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopMatcher(p.stop)
-        n_out, t_first, reason = 0, None, "length"
-        temp = p.temperature if p.temperature > 0 else 0.0
-        for tok in llm.generate(tokens, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p, temp=temp,
-                                repeat_penalty=p.repeat_penalty):
-            if t_first is None:
-                t_first = time.perf_counter()
-            if llama_cpp.llama_vocab_is_eog(llm._model.vocab, tok):
-                reason = "stop"
-                break
-            n_out += 1
-            text, hit = stops.feed(decoder.decode(llm.detokenize([tok])))
-            if text:
-                self.send(P.Chunk(req.id, text))
-            if hit:
-                reason = "stop"
-                break
-            if n_out >= max_tokens:
-                break
-            if self.is_cancelled(req.id):
-                reason = "cancelled"
-                break
-        if reason != "stop" or not stops.hit:
-            tail = stops.flush(decoder.decode(b"", final=True))
-            if tail:
-                self.send(P.Chunk(req.id, tail))
-        self._finish(req, reason, len(tokens), cached, n_out, t0, t_first)
-
-    def _finish(self, req, reason, n_prompt, cached, n_out, t0, t_first) -> None:
-        now = time.perf_counter()
-        with self.cancel_lock:
-            self.cancelled.discard(req.id)
-        self.send(P.Done(req.id, reason, n_prompt, cached, n_out,
-                         prompt_s=(t_first or now) - t0,
-                         generation_s=now - t_first if t_first else 0.0))
+        try:
+            self.loop.submit(req)
+        except RequestError as exc:
+            self.forget_cancel(req.id)
+            self.send(P.Error(exc.kind, str(exc), req.id))
 
 
 def _tolerate_bad_chat_templates() -> None:
@@ -227,19 +194,23 @@ def _tolerate_bad_chat_templates() -> None:
     F.Jinja2ChatFormatter._llamadesk_tolerant = True
 
 
-def _common_prefix(cached, tokens) -> int:
-    n = 0
-    for a, b in zip(cached, tokens):
-        if a != b:
-            break
-        n += 1
-    return n
-
-
 def _token_text(llm, token: int) -> str:
     if token is None or token < 0:
         return ""
     return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _fim_tokens(llm) -> dict:
+    """The infill tokens llama.cpp found (from the GGUF's fim_*/prefix_* token ids), as text."""
+    import llama_cpp
+
+    out = {}
+    for role in ("pre", "suf", "mid", "pad", "rep", "sep"):
+        fn = getattr(llama_cpp, f"llama_vocab_fim_{role}", None)
+        tok = fn(llm._model.vocab) if fn else -1
+        if tok is not None and tok >= 0:
+            out[role] = _token_text(llm, tok)
+    return out
 
 
 def main() -> int:

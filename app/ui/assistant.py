@@ -331,24 +331,8 @@ class AssistantPanel(QWidget):
 
     # --- Complete at cursor ---------------------------------------------------------------------
     def complete(self) -> None:
-        editor = self.window.current_editor()
-        if editor is not None and self._ready():
-            asyncio.ensure_future(self._complete(editor))
-
-    async def _complete(self, editor) -> None:
-        cursor = editor.textCursor()
-        text = editor.toPlainText()
-        pos = cursor.position()
-        info = self.engine.info
-        prompt, stops = assist.completion_prompt(text[:pos], text[pos:], info.infill, self._budget())
-        discarded = []
-        conn = editor.ghost_discarded.connect(lambda: (discarded.append(1), self.stop()))
-        try:
-            await self._stream(prompt, GenerateParams(max_tokens=self.window.settings.max_tokens,
-                                                      temperature=0.0, stop=stops),
-                               lambda t: None if discarded else editor.show_ghost(t))
-        finally:
-            editor.ghost_discarded.disconnect(conn)
+        # One path for ghost text, typed or asked for: block end, cache, stats (autocomplete.py).
+        self.window.autocomplete.request()
 
     # --- Edit selection ------------------------------------------------------------------------
     def edit_selection(self) -> None:

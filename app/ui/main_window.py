@@ -80,6 +80,9 @@ class MainWindow(QMainWindow):
         self.addToolBar(bar)
         self._status_bar()
         self.assistant = AssistantPanel(self)
+        from app.ui.editor.autocomplete import AutoComplete
+
+        self.autocomplete = AutoComplete(self)
         self.models_panel = ModelsPanel(self)
         self.bench_panel = BenchPanel(self)
         self.decontam_panel = DecontamPanel(self)
@@ -273,7 +276,7 @@ class MainWindow(QMainWindow):
     def _assistant_actions(self) -> None:
         mb = self.menuBar()
         a = mb.addMenu("&Assistant")
-        self._action(a, "Complete at cursor", self.assistant.complete, "Ctrl+Return")
+        self._action(a, "Complete at cursor", lambda: self.autocomplete.request(), "Ctrl+Return")
         self._action(a, "Ask", self.assistant.ask, "Ctrl+Shift+Return")
         self._action(a, "Edit selection", self.assistant.edit_selection, "Ctrl+E")
         self._action(a, "Stop", self.assistant.stop, "Ctrl+.")

@@ -1,5 +1,7 @@
-"""Model bar: pick a local model, load or unload it with progress, GPU layers (auto, with the
-planner's explanation), context size, threads, and the engine's state with a restart."""
+"""Model bar: the source ("This computer" or a saved server), a local model to load or unload with
+progress, GPU layers (auto, with the planner's explanation), context size, threads; a server to
+connect to; the engine's state with a restart or reconnect; and "Serve" (the loaded model over
+an OpenAI-compatible API for other editors)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,17 +11,24 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSizePolicy, QSpinBox, QWidget)
 
-from app.engine import hardware
-from app.engine.client import EngineError
-from app.models import gguf_file, local
+from app.engine.base import EngineError, open_engine
+from app.models import local
 
 BROWSE = "Open a .gguf file…"
+THIS_COMPUTER = "This computer"
+ADD_SERVER = "Add server…"
 
 
 class ModelBar(QWidget):
     def __init__(self, window):
         super().__init__(window)
         self.window = window
+        self.local_engine = window.engine   # the worker; a server's engine replaces it while connected
+        self.served = None
+        self.source = QComboBox()
+        self.source.setToolTip("Where the model runs: this computer, or a server (llama-server, vLLM, Ollama, …)")
+        self.serve_btn = QPushButton("Serve")
+        self.serve_btn.setToolTip("Serve the loaded model over an OpenAI-compatible API (for Continue, Zed, …)")
         self.model = QComboBox()
         self.model.setMinimumWidth(260)
         self.model.setToolTip("Downloaded and local GGUF models")
@@ -45,13 +54,21 @@ class ModelBar(QWidget):
         self._recommended = None
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 2, 6, 2)
-        for label, w in (("Model", self.model), (None, self.load_btn), ("GPU layers", self.gpu),
-                         ("Context", self.ctx), ("Threads", self.threads), (None, self.progress),
-                         (None, self.restart_btn), (None, self.download_btn)):
+        self.local_only: list[QWidget] = []
+        for label, w in (("Source", self.source), ("Model", self.model), (None, self.load_btn),
+                         ("GPU layers", self.gpu), ("Context", self.ctx), ("Threads", self.threads),
+                         (None, self.progress), (None, self.restart_btn), (None, self.download_btn),
+                         (None, self.serve_btn)):
             if label:
-                row.addWidget(QLabel(label))
+                lab = QLabel(label)
+                row.addWidget(lab)
+                if w in (self.model, self.gpu, self.ctx, self.threads):
+                    self.local_only.append(lab)
             row.addWidget(w)
+        self.local_only += [self.model, self.gpu, self.ctx, self.threads]
         row.addWidget(self.state, 1)
+        self.source.activated.connect(self._source_picked)
+        self.serve_btn.clicked.connect(lambda: asyncio.ensure_future(self.toggle_serve()))
         self.load_btn.clicked.connect(self.toggle_load)
         self.restart_btn.clicked.connect(self.restart)
         self.model.activated.connect(self._picked)
@@ -59,6 +76,7 @@ class ModelBar(QWidget):
         self.gpu.setCurrentText(s.gpu_layers)
         self.ctx.setCurrentText(str(s.n_ctx))
         self.threads.setValue(s.threads)
+        self.refresh_sources()
 
     # --- model list ----------------------------------------------------------------------------
     def refresh_models(self) -> None:
@@ -98,21 +116,137 @@ class ModelBar(QWidget):
                 self.model.insertItem(0, Path(path).name, path)
                 self.model.setCurrentIndex(0)
 
+    # --- source: this computer or a saved server -----------------------------------------------
+    def refresh_sources(self) -> None:
+        s = self.window.settings
+        self.source.clear()
+        self.source.addItem(THIS_COMPUTER, "")
+        for entry in s.servers:
+            self.source.addItem(f"{entry.get('model') or 'server'} @ {entry['url']}", entry["url"])
+        self.source.addItem(ADD_SERVER, None)
+        i = self.source.findData(s.source)
+        self.source.setCurrentIndex(max(0, i))
+        self._show_source()
+
+    def server_entry(self) -> dict | None:
+        url = self.source.currentData()
+        return next((e for e in self.window.settings.servers if e["url"] == url), None) if url else None
+
+    def _show_source(self) -> None:
+        remote = self.server_entry() is not None
+        for w in self.local_only:
+            w.setVisible(not remote)
+        if self.window.engine.info is None:
+            self.load_btn.setText("Connect" if remote else "Load")
+
+    def _source_picked(self, index: int) -> None:
+        if self.source.itemData(index) is None:  # "Add server…"
+            from app.ui.server_dialog import ServerDialog
+
+            dialog = ServerDialog(self)
+            dialog.finished.connect(lambda _: self._server_added(dialog.entry))
+            dialog.open()
+            return
+        self.window.settings.source = self.source.itemData(index) or ""
+        self._show_source()
+
+    def _server_added(self, entry: dict | None) -> None:
+        s = self.window.settings
+        if entry is not None:
+            s.servers = [e for e in s.servers if e["url"] != entry["url"]] + [entry]
+            s.source = entry["url"]
+        self.refresh_sources()
+
+    async def connect_server(self, entry: dict) -> bool:
+        from app import credentials
+        from app.engine.remote import RemoteEngine
+
+        await self.disconnect_server()
+        if self.local_engine.info is not None:  # one model in memory at a time
+            await self.local_engine.unload()
+            await self.local_engine.close()
+        self.load_btn.setEnabled(False)
+        self.restart_btn.hide()
+        self.state.setText(f"Connecting to {entry['url']}…")
+        engine = RemoteEngine(entry["url"], api_model=entry.get("model") or None,
+                              api_key=credentials.load_key(entry["url"], entry.get("key_env", "")),
+                              ca_bundle=entry.get("ca_bundle") or None, on_state=self._remote_state)
+        try:
+            await engine.connect()
+        except EngineError as exc:
+            await engine.close()
+            self.state.setText(f"Could not connect: {exc}")
+            self.restart_btn.setText("Reconnect")
+            self.restart_btn.show()
+            return False
+        finally:
+            self.load_btn.setEnabled(True)
+        self.window.engine = engine
+        self.load_btn.setText("Disconnect")
+        self.state.setText(f"{engine.api_model} @ {engine.url} · ctx {engine.info.n_ctx or '?'} · "
+                           f"{engine.parallel_slots} slot(s) · {engine.latency_s * 1000:.0f} ms")
+        self.state.setToolTip("\n".join(f"{k}: {v}" for k, v in engine.describe()))
+        return True
+
+    async def disconnect_server(self) -> None:
+        engine = self.window.engine
+        if engine is not self.local_engine:
+            self.window.engine = self.local_engine
+            await engine.close()
+            self.load_btn.setText("Connect" if self.server_entry() else "Load")
+            self.state.setText("Not connected")
+
+    def _remote_state(self, state: str, detail: str) -> None:
+        if state == "lost":  # the editor keeps its text; one click reconnects
+            self.state.setText(f"Server lost: {detail}")
+            self.restart_btn.setText("Reconnect")
+            self.restart_btn.show()
+
+    # --- serve the loaded model ----------------------------------------------------------------
+    async def toggle_serve(self, port: int = 8080) -> str | None:
+        from app.engine.serve import ThreadedServer as Server
+
+        if self.served is not None:
+            await self.served.stop()
+            self.served = None
+            self.serve_btn.setText("Serve")
+            self.serve_btn.setToolTip("Serve the loaded model over an OpenAI-compatible API")
+            return None
+        if self.window.engine.info is None:
+            self.state.setText("Load a model first, then serve it.")
+            return None
+        server = Server(self.window.engine, "127.0.0.1", port)
+        try:
+            url = await server.start()
+        except OSError:  # the port is taken: any free one
+            server = Server(self.window.engine, "127.0.0.1", 0)
+            url = await server.start()
+        self.served = server
+        self.serve_btn.setText("Stop serving")
+        self.serve_btn.setToolTip(f"Serving at {url}")
+        self.state.setText(f"Serving the loaded model at {url}")
+        return url
+
     # --- load / unload -------------------------------------------------------------------------
     def toggle_load(self) -> None:
-        if self.window.engine.info is not None:
+        entry = self.server_entry()
+        if self.window.engine is not self.local_engine:
+            asyncio.ensure_future(self.disconnect_server())
+        elif entry is not None:
+            asyncio.ensure_future(self.connect_server(entry))
+        elif self.window.engine.info is not None:
             asyncio.ensure_future(self.unload())
         else:
             path = self.model.currentData()
             if path:
                 asyncio.ensure_future(self.load(path))
 
-    def gpu_layers_for(self, info: gguf_file.GGUFInfo, n_ctx: int) -> tuple[int, str]:
+    def gpu_layers_text(self) -> str:
         text = self.gpu.currentText().strip()
         if text != "auto" and not text.lstrip("-").isdigit():
             self.gpu.setCurrentText("auto")
             text = "auto"
-        return hardware.resolve_gpu_layers(text, info, n_ctx)
+        return text
 
     async def load(self, path: str) -> bool:
         s = self.window.settings
@@ -122,13 +256,10 @@ class ModelBar(QWidget):
         self.progress.show()
         self.state.setText(f"Loading {Path(path).name}…")
         try:
-            info = await asyncio.to_thread(gguf_file.inspect, path)
-            layers, why = self.gpu_layers_for(info, n_ctx)
-            threads = self.threads.value() or hardware.detect().default_threads
-            loaded = await self.window.engine.load(
-                path, n_ctx=n_ctx, n_gpu_layers=layers, n_threads=threads,
-                progress=lambda stage, f: self.progress.setValue(int(f * 1000)))
-        except (gguf_file.GGUFError, EngineError) as exc:
+            engine = await open_engine(
+                path, n_ctx=n_ctx, gpu_layers=self.gpu_layers_text(), threads=self.threads.value() or None,
+                into=self.local_engine, progress=lambda stage, f: self.progress.setValue(int(f * 1000)))
+        except EngineError as exc:
             self.state.setText(f"Could not load: {exc}")
             return False
         finally:
@@ -137,9 +268,10 @@ class ModelBar(QWidget):
         s.last_model, s.n_ctx, s.gpu_layers, s.threads = path, n_ctx, self.gpu.currentText(), self.threads.value()
         self.load_btn.setText("Unload")
         self.restart_btn.hide()
+        loaded = engine.info
         self.state.setText(f"{loaded.name} · {loaded.quantization} · {loaded.layers} layers · "
                            f"ctx {loaded.n_ctx} · {loaded.load_s:.1f} s")
-        self.state.setToolTip(why)
+        self.state.setToolTip(loaded.offload_note)
         return True
 
     async def unload(self) -> None:
@@ -152,6 +284,11 @@ class ModelBar(QWidget):
         self.restart_btn.show()
 
     def restart(self) -> None:
+        entry = self.server_entry()
+        if entry is not None:
+            self.restart_btn.hide()
+            asyncio.ensure_future(self.connect_server(entry))
+            return
         info = self.window.engine.info
         path = info.path if info else self.model.currentData()
         self.restart_btn.hide()

@@ -32,6 +32,9 @@ class SettingsDialog(QDialog):
         form.addRow("Default context (tokens)", self.n_ctx)
         form.addRow("Answer length (tokens)", self.max_tokens)
         form.addRow("Temperature (Ask, Edit)", self.temperature)
+        from app.ui.editor.autocomplete import completion_rows
+
+        self._apply_completion = completion_rows(form, settings)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -45,4 +48,5 @@ class SettingsDialog(QDialog):
         if typed.isdigit() and int(typed) >= 256:
             s.n_ctx = int(typed)
         s.max_tokens, s.temperature = self.max_tokens.value(), self.temperature.value()
+        self._apply_completion()
         s.save()

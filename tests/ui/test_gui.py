@@ -29,6 +29,7 @@ def editor_with(window, text):
 def test_completion_streams_as_ghost_text_and_stop_ends_it(gui, smollm):
     w = gui.window
     w.settings.max_tokens = 400
+    w.settings.completion_max_lines = 50  # long enough to stream for a while before Esc
     ghost_at_tick = []  # what a timer saw of the ghost text: it must see the stream grow, not only its end
     timer = QTimer(interval=1)
 
@@ -40,12 +41,12 @@ def test_completion_streams_as_ghost_text_and_stop_ends_it(gui, smollm):
         w.assistant.complete()
         await until(lambda: len(tab.ghost) > 60)
         tab.escape_pressed.emit()  # Esc: stop
-        await until(lambda: w.assistant.generation.done, timeout=10)
+        await until(lambda: w.autocomplete.last_generation.done, timeout=10)
         return tab
 
     tab = gui.run(scenario())
     timer.stop()
-    assert w.assistant.generation.stats.finish_reason == "cancelled"
+    assert w.autocomplete.last_generation.stats.finish_reason == "cancelled"
     assert tab.toPlainText() == SOURCE, "ghost text must not enter the document unasked"
     # events, not elapsed time (the lateness figures live in tests/bench/ui_latency.py)
     seen = {n for n in ghost_at_tick if 0 < n <= 60}

@@ -25,6 +25,7 @@ class _LineNumbers(QWidget):
 class CodeEditor(QPlainTextEdit):
     ghost_accepted = Signal(str)
     ghost_discarded = Signal()
+    ghost_typed = Signal(str)     # the user typed the suggestion's first characters; the rest stays
     escape_pressed = Signal()
     first_paint = Signal()        # once: lazy highlighting starts its idle pass after it
 
@@ -37,6 +38,7 @@ class CodeEditor(QPlainTextEdit):
         self.setTabStopDistance(self.fontMetrics().horizontalAdvance(" ") * 4)
         self.ghost = ""
         self._ghost_pos = -1
+        self.ghost_editing = False  # True while the ghost itself changes the text (accept, type-through)
         self._numbers = _LineNumbers(self)
         self.blockCountChanged.connect(self._update_margin)
         self.updateRequest.connect(self._scroll_numbers)
@@ -68,17 +70,45 @@ class CodeEditor(QPlainTextEdit):
         self.ghost = text
         self.viewport().update()
 
-    def accept_ghost(self) -> bool:
+    def accept_ghost(self, part: str = "all") -> bool:
+        """Insert the suggestion: all of it (Tab), its next word (Ctrl+Right) or line (Ctrl+Down);
+        what is not accepted stays as ghost text."""
         if not self.ghost:
             return False
-        text, self.ghost = self.ghost, ""
-        cursor = self.textCursor()
-        cursor.beginEditBlock()  # one undo step
-        cursor.insertText(text)
-        cursor.endEditBlock()
-        self.setTextCursor(cursor)
+        from app.completion.accept import split_ghost
+
+        text, self.ghost = split_ghost(self.ghost, part)
+        self._insert_for_ghost(text)
         self.viewport().update()
         self.ghost_accepted.emit(text)
+        return True
+
+    def _insert_for_ghost(self, text: str) -> None:
+        self.ghost_editing = True
+        try:
+            cursor = self.textCursor()
+            cursor.beginEditBlock()  # one undo step
+            cursor.insertText(text)
+            cursor.endEditBlock()
+            self.setTextCursor(cursor)
+            self._ghost_pos = cursor.position()
+        finally:
+            self.ghost_editing = False
+
+    def _type_through(self, event) -> bool:
+        """Typing the suggestion's first characters keeps the rest (and asks for nothing new)."""
+        typed = event.text()
+        if (not typed or not typed.isprintable() or not self.ghost.startswith(typed)
+                or event.modifiers() & ~(Qt.ShiftModifier | Qt.KeypadModifier)
+                or self.textCursor().hasSelection()):
+            return False
+        rest = self.ghost[len(typed):]
+        self.ghost = rest if rest.strip() else ""
+        self._insert_for_ghost(typed)
+        self.viewport().update()
+        self.ghost_typed.emit(typed)
+        if not self.ghost:
+            self.discard_ghost()
         return True
 
     def discard_ghost(self) -> None:
@@ -106,8 +136,7 @@ class CodeEditor(QPlainTextEdit):
         painter.drawText(rect.x(), rect.y() + fm.ascent(), lines[0])
         if len(lines) > 1:  # the rest in a box below the cursor line, covering what is there
             rest = lines[1:]
-            width = max(fm.horizontalAdvance(l) for l in rest) + 12
-            box = QRect(self.contentOffset().x() + 4, rect.bottom() + 1, width, fm.height() * len(rest) + 4)
+            box = self.ghost_box()
             base = QColor(self.palette().base().color())
             painter.fillRect(box, base)
             painter.setPen(QColor(grey.red(), grey.green(), grey.blue(), 60))
@@ -117,11 +146,33 @@ class CodeEditor(QPlainTextEdit):
                 painter.drawText(box.x() + 6, box.y() + 2 + fm.ascent() + i * fm.height(), line)
         painter.end()
 
+    def ghost_box(self) -> QRect:
+        """Where the lines after the first are painted: below the cursor line, or above it when
+        they would run past the bottom of the view (never clipped)."""
+        fm = self.fontMetrics()
+        rest = self.ghost.split("\n")[1:]
+        if not rest:
+            return QRect()
+        rect = self.cursorRect()
+        width = max(fm.horizontalAdvance(l) for l in rest) + 12
+        box = QRect(int(self.contentOffset().x()) + 4, rect.bottom() + 1, width,
+                    fm.height() * len(rest) + 4)
+        if box.bottom() > self.viewport().height():
+            box.moveBottom(rect.top() - 1)
+            if box.top() < 0:
+                box.moveTop(0)
+        return box
+
     # --- keys --------------------------------------------------------------------------------
     def keyPressEvent(self, event) -> None:
         key, mods = event.key(), event.modifiers()
         if self.ghost and key == Qt.Key_Tab and not mods:
             self.accept_ghost()
+            return
+        if self.ghost and mods == Qt.ControlModifier and key in (Qt.Key_Right, Qt.Key_Down):
+            self.accept_ghost("word" if key == Qt.Key_Right else "line")
+            return
+        if self.ghost and self._type_through(event):
             return
         if key == Qt.Key_Escape:
             self.discard_ghost()

@@ -1,0 +1,169 @@
+"""Prompt-lookup decoding: draft the next tokens by finding the recent output in the prompt.
+
+An edit mostly copies the selected code back with a few changes, so the tokens that followed
+the last few output tokens in the prompt are a good guess for what comes next. The batch loop
+evaluates the guess in one batch and keeps the prefix that the model itself confirms, so the
+output is the model's own (greedy: the same tokens; sampling: the same distribution).
+
+No dependency on llama.cpp here: tokens are ints, logits numpy arrays.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+MAX_NGRAM = 4
+MIN_NGRAM = 2   # a single-token match drafts mostly noise, and a wrong draft costs a wider batch
+MAX_DRAFT = 12
+
+_CODE_LINE = re.compile(r"^(?:\s{2,}|\t)\S|[;{}]\s*$|^\s*(?:def|class|return|import|from|for|if|while|"
+                        r"function|const|let|var|public|private|#include|fn|func)\b|[=(]\S*\)")
+
+
+def wants_lookup(purpose: str, prompt: str, lookup: bool | None) -> bool:
+    """Edits always copy code back; a question does only when it quotes code."""
+    if lookup is not None:
+        return lookup
+    if purpose == "edit":
+        return True
+    return purpose == "ask" and holds_code(prompt)
+
+
+def holds_code(text: str) -> bool:
+    if "```" in text:
+        return True
+    return sum(1 for line in text.splitlines() if _CODE_LINE.search(line)) >= 3
+
+
+class PromptLookup:
+    """Drafts from the n-gram index of one prompt; remembers where the last match was."""
+
+    def __init__(self, prompt: list[int]):
+        self.prompt = prompt
+        self.accepted = 3          # prior: 3 of 4 drafted tokens kept (geometric model below)
+        self.rejections = 1
+        self.cursor = -1           # prompt index where the copied text is expected to continue
+        self._last_start = -1
+        self.index: dict[tuple, list[int]] = {}
+        for n in range(MIN_NGRAM, MAX_NGRAM + 1):
+            for i in range(len(prompt) - n):
+                self.index.setdefault(tuple(prompt[i:i + n]), []).append(i + n)
+
+    @property
+    def alpha(self) -> float:
+        """Chance that the next drafted token is kept, given the ones before it were."""
+        return self.accepted / (self.accepted + self.rejections)
+
+    def draft(self, history: list[int], k: int) -> list[int]:
+        """Up to k tokens that followed the longest suffix of `history` in the prompt."""
+        if k <= 0:
+            return []
+        for n in range(MAX_NGRAM, MIN_NGRAM - 1, -1):
+            if len(history) < n:
+                continue
+            starts = self.index.get(tuple(history[-n:]))
+            if starts:
+                # Several places match: stay aligned with the text being copied.
+                start = min(starts, key=lambda s: (s < self.cursor, abs(s - self.cursor)))
+                self._last_start = start
+                return self.prompt[start:start + k]
+        self._last_start = -1
+        return []
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if self._last_start >= 0:
+            # The token after the accepted ones replaced a prompt token: continue after it.
+            self.cursor = self._last_start + accepted + 1
+        self.accepted += accepted
+        self.rejections += accepted < drafted
+
+    def best_length(self, cost, others: int, limit: int) -> int:
+        """The draft length with the most expected tokens per second of decode time.
+
+        A step with k drafts yields 1 + a + a^2 + ... + a^k tokens on average and costs
+        cost(others + 1 + k). Where a batch costs nearly its length (a busy CPU), drafting
+        pays only for text that is copied almost surely; where it is nearly free (a GPU),
+        long drafts pay even when half of them fail."""
+        a = self.alpha
+        best_k, best = 0, 1.0 / cost(others + 1)
+        gain = 1.0
+        for k in range(1, min(limit, MAX_DRAFT) + 1):
+            gain += a ** k
+            rate = gain / cost(others + 1 + k)
+            if rate > best:
+                best_k, best = k, rate
+        return best_k
+
+
+class DecodeCost:
+    """Seconds a decode of n tokens takes, fitted as a + b*n over recent small batches.
+
+    Starts from b = a/4 (batching is cheap: a GPU, an idle CPU) so that drafts are tried and
+    the fit sees batches of several sizes; the measurements then take over."""
+
+    def __init__(self, window: int = 256):
+        self.window = window
+        self.obs: list[tuple[int, float]] = []
+        self.a, self.b = 1.0, 0.25
+
+    def observe(self, n: int, seconds: float) -> None:
+        if n > 4 * MAX_DRAFT:   # prompt chunks cost differently (attention over many tokens)
+            return
+        self.obs.append((n, seconds))
+        if len(self.obs) > self.window:
+            del self.obs[: len(self.obs) - self.window]
+        ns = np.array([o[0] for o in self.obs], dtype=float)
+        ts = np.array([o[1] for o in self.obs], dtype=float)
+        if len(self.obs) >= 8 and np.ptp(ns) > 0:
+            b, a = np.polyfit(ns, ts, 1)
+            self.a, self.b = max(a, 1e-6), max(b, 0.0)
+        else:
+            self.a = max(float(np.median(ts)) / (1 + 0.25 * float(np.median(ns))), 1e-6)
+            self.b = 0.25 * self.a
+
+    def __call__(self, n: int) -> float:
+        return self.a + self.b * n
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def sampling_probs(logits: np.ndarray, temp: float, top_k: int, top_p: float, min_p: float) -> np.ndarray:
+    """The distribution llama.cpp's chain (top-k, top-p, min-p, temperature, dist) samples from."""
+    x = logits.astype(np.float64)
+    keep = np.ones(x.shape[0], dtype=bool)
+    if 0 < top_k < x.shape[0]:
+        cut = np.partition(x, -top_k)[-top_k]
+        keep &= x >= cut
+    if top_p < 1.0:
+        idx = np.flatnonzero(keep)
+        order = idx[np.argsort(-x[idx], kind="stable")]
+        p = softmax(x[order])
+        n = int(np.searchsorted(np.cumsum(p), top_p) + 1)
+        keep[:] = False
+        keep[order[:max(1, n)]] = True
+    if min_p > 0.0:
+        keep &= x >= x[keep].max() + np.log(min_p)
+    out = np.zeros_like(x)
+    out[keep] = softmax(x[keep] / temp)
+    return out
+
+
+def speculative_accept(p: np.ndarray, draft: int, rng: np.random.Generator) -> tuple[bool, int]:
+    """The standard rule for a deterministic draft: keep it with probability p(draft); otherwise
+    sample from p with the draft removed (the residual max(0, p - q), renormalised)."""
+    if rng.random() < p[draft]:
+        return True, draft
+    residual = p.copy()
+    residual[draft] = 0.0
+    total = residual.sum()
+    if total <= 0.0:
+        return True, draft
+    return False, int(rng.choice(residual.shape[0], p=residual / total))
+
+
+def sample(p: np.ndarray, rng: np.random.Generator) -> int:
+    return int(rng.choice(p.shape[0], p=p))

@@ -1,0 +1,119 @@
+"""Benchmark: the local worker decoding 4 HumanEval sequences together against one at a time.
+
+16 tasks (the six Gemma-3-270M passes 23, 28, 29, 42, 53, 60 and ten more), Gemma-3-270M
+Q4_K_M, codex protocol (greedy), one worker loaded with 4 sequence slots; the runner with 4
+generations in flight against 1, alternated (4, 1, 1, 4 while time allows), scored in the
+sandbox. Value: median N=4 throughput / median N=1 throughput (generated tokens per wall s).
+Target >= 1.3 here. Also: both verdicts, how many completions are identical (expect >= 12/16),
+and one sequence through the new loop against plain `Llama.generate` (target >= 0.97).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from app.bench import humaneval as he  # noqa: E402
+from app.bench.runner import HumanEvalRun  # noqa: E402
+from app.bench.sandbox import Sandbox  # noqa: E402
+from app.engine.base import open_engine  # noqa: E402
+from app.engine.protocol import GenerateParams  # noqa: E402
+from tests.bench.parallel_selftest import TASKS, gemma  # noqa: E402
+
+ORDER = [4, 1, 1, 4]
+BUDGET_S = 420
+THREADS = 1     # a shared machine: 2 threads waiting on each other collapse under load
+SINGLE_ROUNDS = 3
+
+
+async def one_run(engine, problems, n: int, out: Path) -> dict:
+    sandbox = Sandbox(workers=2)
+    await sandbox.start()
+    try:
+        run = HumanEvalRun(out, problems, protocol=he.make_protocol("codex"), engine=engine,
+                           sandbox=sandbox, model=engine.record(), parallel=n)
+        t0 = time.perf_counter()
+        summary = await run.run()
+        wall = time.perf_counter() - t0
+    finally:
+        await sandbox.close()
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines() if x.strip()]
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines() if x.strip()]
+    return {"n": n, "wall_s": wall, "tokens": summary["generated_tokens"],
+            "tokens_per_s": summary["generated_tokens"] / wall,
+            "passed": sorted(r["task_id"] for r in rows if r["passed"]),
+            "completions": {s["task_id"]: s["completion"] for s in samples}}
+
+
+async def single_vs_llama(model: Path) -> float:
+    """Tokens/s of one sequence through the batch loop over plain Llama.generate, alternated."""
+    from llama_cpp import Llama
+
+    plain = Llama(str(model), n_ctx=2048, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
+    engine = await open_engine(model, n_ctx=2048, threads=THREADS, gpu_layers=0, parallel=4)
+    ratios = []
+    try:
+        for r in range(SINGLE_ROUNDS):
+            prompt = f"# Task {r}\ndef parse_csv(text):\n"
+            res = {}
+            for side in (("A", "B") if r % 2 == 0 else ("B", "A")):
+                if side == "A":
+                    g = engine.generate(prompt, GenerateParams(max_tokens=128))
+                    await g.result()
+                    res["A"] = g.stats.tokens_per_s
+                else:
+                    toks, t_first, n = plain.tokenize(prompt.encode()), None, 0
+                    for _ in plain.generate(toks, temp=0.0, top_k=40, top_p=0.95, min_p=0.05):
+                        n += 1
+                        if t_first is None:
+                            t_first = time.perf_counter()
+                        if n >= 128:
+                            break
+                    res["B"] = (n - 1) / (time.perf_counter() - t_first)
+            ratios.append(res["A"] / res["B"])
+            print(f"single sequence: loop {res['A']:.1f} tok/s, Llama.generate {res['B']:.1f} tok/s", flush=True)
+    finally:
+        await engine.close()
+        plain.close()
+    return statistics.median(ratios)
+
+
+async def main() -> dict:
+    tmp = Path(tempfile.mkdtemp())
+    model = gemma(tmp)
+    problems = he.load_problems(task_ids=[str(t) for t in TASKS])
+    runs = []
+    t_start = time.perf_counter()
+    engine = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=4)
+    try:
+        for i, n in enumerate(ORDER):
+            if i % 2 == 0 and i and time.perf_counter() - t_start > BUDGET_S:
+                break
+            r = await one_run(engine, problems, n, tmp / f"run{i}-n{n}")
+            runs.append(r)
+            print(f"N={n}: {r['tokens']} tokens in {r['wall_s']:.1f} s = {r['tokens_per_s']:.1f} tok/s; "
+                  f"passed {len(r['passed'])}/16: {', '.join(r['passed'])}", flush=True)
+    finally:
+        await engine.close()
+    single = await single_vs_llama(model)
+    by_n = {n: [r for r in runs if r["n"] == n] for n in (1, 4)}
+    med = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in by_n.items()}
+    value = med[4] / med[1]
+    c1, c4 = by_n[1][0]["completions"], by_n[4][0]["completions"]
+    same = sum(c1[t] == c4.get(t) for t in c1)
+    return {"benchmark": "batched_selftest", "metric": "throughput N=4 / N=1 (generated tokens per wall s)",
+            "value": round(value, 3), "target": ">= 1.3", "met": value >= 1.3 and single >= 0.97,
+            "tokens_per_s_n1": round(med[1], 2), "tokens_per_s_n4": round(med[4], 2),
+            "passed_n1": by_n[1][0]["passed"], "passed_n4": by_n[4][0]["passed"],
+            "identical_completions": f"{same}/{len(c1)}", "single_vs_llama_generate": round(single, 3),
+            "single_target": ">= 0.97", "runs": len(runs), "threads": THREADS, "model": model.name}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main())))

