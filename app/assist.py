@@ -10,6 +10,9 @@ from app.engine import prompts
 CHARS_PER_TOKEN = 3.2   # code averages 3-4 characters per token; err on the side of fewer
 ASK_SYSTEM = "You are an intelligent programming assistant."
 _FENCE = re.compile(r"```([\w+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
+_CLOSED_FENCE = re.compile(r"^[ \t]*```([\w+-]*)[ \t]*\n(.*?)^[ \t]*```", re.S | re.M)
+EARLIER_TURNS = 3         # earlier turns of the conversation sent with a question
+EARLIER_CHARS = 1200      # of each earlier answer
 
 
 def approx_tokens(text: str) -> int:
@@ -62,10 +65,15 @@ def chat_prompt(fmt: str, user: str, *, chat_template=None, bos="", eos="") -> p
                          bos_token=bos, eos_token=eos)
 
 
-def ask_prompt(question: str, ctx: Context | None, language: str, **fmt) -> prompts.Prompt:
+def ask_prompt(question: str, ctx: Context | None, language: str,
+               earlier: list[tuple[str, str]] | None = None, **fmt) -> prompts.Prompt:
+    """The question, after the code context and the last few turns of the conversation."""
     user = question
     if ctx and ctx.text.strip():
         user = f"Here is {ctx.label.split(' (')[0]}:\n```{language}\n{ctx.text}\n```\n\n{question}"
+    if earlier:
+        past = "\n\n".join(f"Question: {q}\nAnswer: {a[:EARLIER_CHARS]}" for q, a in earlier[-EARLIER_TURNS:])
+        user = f"Earlier in this conversation:\n{past}\n\nNow: {user}"
     return chat_prompt(user=user, **fmt)
 
 
@@ -78,6 +86,13 @@ def edit_prompt(instruction: str, code: str, language: str, **fmt) -> prompts.Pr
 def code_blocks(answer: str) -> list[tuple[str, str]]:
     """(language, code) of each fenced block of a Markdown answer, the last one possibly open."""
     return [(lang, code.rstrip("\n")) for lang, code in _FENCE.findall(answer)]
+
+
+def closed_code(answer: str) -> str | None:
+    """The first fenced block once its closing fence has arrived (None before): Edit selection
+    stops the generation there, the prose after it is not waited for."""
+    m = _CLOSED_FENCE.search(answer)
+    return m.group(2).rstrip("\n") if m else None
 
 
 def first_code(answer: str) -> str:

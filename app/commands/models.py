@@ -28,35 +28,79 @@ def register(sub) -> None:
     imp.add_argument("--link", action="store_true", help="link instead of copying")
     rm = msub.add_parser("delete", help="delete a local model file")
     rm.add_argument("path")
+    ms = msub.add_parser("measure", help="measure this machine's speed with a model (cached; "
+                                         "the advice predicts every catalog file from it)")
+    ms.add_argument("path")
+    ms.add_argument("--gpu-layers", default="auto")
 
 
 def run(args) -> int:
     return {"list": _list, "refresh": _refresh, "download": _download, "verify": _verify,
-            "local": _local, "import": _import, "delete": _delete}[args.models_command](args)
+            "local": _local, "import": _import, "delete": _delete,
+            "measure": _measure}[args.models_command](args)
+
+
+def _measure(args) -> int:
+    import asyncio
+
+    from app.engine import hardware
+    from app.engine.client import EngineClient, EngineError
+    from app.models import gguf_file, speed
+
+    try:
+        info = gguf_file.inspect(args.path)
+    except gguf_file.GGUFError as exc:
+        raise UserError(str(exc)) from None
+    layers, _ = hardware.resolve_gpu_layers(args.gpu_layers, info, 1024)
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(args.path, n_ctx=1024, n_gpu_layers=layers,
+                              n_threads=hardware.detect().default_threads)
+            return await speed.measure(client, info.file_size, on_gpu=layers != 0)
+
+    try:
+        result = asyncio.run(go())
+    except (EngineError, RuntimeError) as exc:
+        raise UserError(f"measuring failed: {exc}") from None
+    speed.save(result)
+    print(f"{result.measured_tps:.1f} tokens/s with {info.path.name}; memory bandwidth "
+          f"{result.probe_bandwidth / 1e9:.1f} GB/s; saved to {speed.cache_path()}")
+    return 0
 
 
 def _list(args) -> int:
     from app.models import advisor, catalog, download
 
+    import dataclasses
+
     machine = advisor.Machine.detect()
-    rec = advisor.recommend(machine, args.ctx)
+    advice = advisor.advise(machine, args.ctx)   # the same advice as the desktop app's
+    rec = advice.ask
     rows = []
     for f in catalog.files():
         plan = advisor.fit(f, machine, args.ctx)
         rows.append({**f.to_dict(), "fit": plan.label, "gpu_layers": plan.n_gpu_layers,
                      "ram_bytes": plan.ram_bytes, "vram_bytes": plan.vram_bytes,
                      "downloaded": download.cached_path(f.repo, f.filename) is not None,
-                     "recommended": rec.file is not None and rec.file.id == f.id})
+                     "tokens_per_s": round(advice.tps.get(f.id, 0.0), 2),
+                     "recommended": rec.file is not None and rec.file.id == f.id,
+                     "recommended_for_completion": advice.complete.file is not None
+                     and advice.complete.file.id == f.id})
     if args.json:
-        print(json.dumps({"machine": machine.__dict__, "recommendation": rec.reason,
-                          "recommended": rec.file.id if rec.file else None, "files": rows}, indent=1))
+        print(json.dumps({"machine": dataclasses.asdict(machine), "recommendation": rec.reason,
+                          "recommended": rec.file.id if rec.file else None,
+                          "completion_recommendation": advice.complete.reason,
+                          "recommended_for_completion": advice.complete.file.id if advice.complete.file else None,
+                          "files": rows}, indent=1))
         return 0
-    print(f"{'id':<32} {'size':>8}  {'fit':<26} {'RAM':>7} {'VRAM':>7}  state")
+    print(f"{'id':<36} {'size':>8} {'tok/s':>7}  {'fit':<26} {'RAM':>7} {'VRAM':>7}  state")
     for r in rows:
-        state = ("downloaded" if r["downloaded"] else "") + (" * recommended" if r["recommended"] else "")
-        print(f"{r['id']:<32} {r['size_bytes'] / 1e9:>6.2f}GB  {r['fit']:<26} "
+        state = (("downloaded" if r["downloaded"] else "") + (" * recommended" if r["recommended"] else "")
+                 + (" * completion" if r["recommended_for_completion"] else ""))
+        print(f"{r['id']:<36} {r['size_bytes'] / 1e9:>6.2f}GB {r['tokens_per_s']:>7.1f}  {r['fit']:<26} "
               f"{r['ram_bytes'] / 1e9:>5.1f}GB {r['vram_bytes'] / 1e9:>5.1f}GB  {state}")
-    print(f"\nrecommended: {rec.reason}")
+    print(f"\nrecommended: {rec.reason}\nfor completion: {advice.complete.reason}")
     return 0
 
 

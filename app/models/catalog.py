@@ -1,7 +1,10 @@
-"""Curated GGUF builds: Phind-CodeLlama-34B (v2, v1, Python-v1) and smaller Code Llama fallbacks.
+"""Curated GGUF builds: Phind-CodeLlama-34B (v2, v1, Python-v1), Code Llama fallbacks, and small
+code models that laptops can run (Qwen2.5-Coder, deepseek-coder; instruct for Ask/Edit, base
+builds for completion at the cursor).
 
-Sizes are the decimal-GB figures of TheBloke's model cards until `models refresh` replaces them
-with the hub's exact sizes and sha256 (kept in the config folder with the time of the refresh).
+Sizes are the decimal-GB figures of the repositories' file listings until `models refresh`
+replaces them with the hub's exact sizes and sha256 (kept in the config folder with the time of
+the refresh). HumanEval figures are the published pass@1 of the original (unquantised) models.
 """
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ from app import paths
 from app.atomic import write_atomic
 
 LLAMA2 = "Llama 2 Community License"
+APACHE2 = "Apache-2.0"
+DEEPSEEK = "DeepSeek License Agreement"
+QWEN_REPORT = "Qwen2.5-Coder Technical Report (arXiv 2409.12186), Tables 3 and 12"
+DEEPSEEK_REPORT = "DeepSeek-Coder paper (arXiv 2401.14196), Tables 3 and 6"
 QUANTS = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_K_S",
           "Q5_K_M", "Q6_K", "Q8_0"]
 BITS = {"Q2_K": 2, "Q3_K_S": 3, "Q3_K_M": 3, "Q3_K_L": 3, "Q4_0": 4, "Q4_K_S": 4, "Q4_K_M": 4,
@@ -22,6 +29,11 @@ BITS = {"Q2_K": 2, "Q3_K_S": 3, "Q3_K_M": 3, "Q3_K_L": 3, "Q4_0": 4, "Q4_K_S": 4
 _GB_34B = [14.21, 14.61, 16.28, 17.77, 19.05, 19.15, 20.22, 23.24, 23.24, 23.84, 27.68, 35.86]
 _GB_13B = [5.43, 5.66, 6.34, 6.93, 7.37, 7.41, 7.87, 8.97, 8.97, 9.23, 10.68, 13.83]
 _GB_7B = [2.83, 2.95, 3.30, 3.60, 3.83, 3.86, 4.08, 4.65, 4.65, 4.78, 5.53, 7.16]
+# The repositories' file listings (decimal GB); only the quants published there.
+_GB_QWEN_15B = {"Q2_K": 0.676, "Q3_K_S": 0.761, "Q3_K_M": 0.824, "Q3_K_L": 0.880, "Q4_K_S": 0.940,
+                "Q4_K_M": 0.986, "Q5_K_S": 1.10, "Q5_K_M": 1.13, "Q6_K": 1.27, "Q8_0": 1.65}
+_GB_DS_13B = {"Q2_K": 0.632, "Q3_K_S": 0.659, "Q3_K_M": 0.705, "Q3_K_L": 0.745, "Q4_0": 0.776,
+              "Q4_K_S": 0.815, "Q4_K_M": 0.874, "Q5_0": 0.936}
 
 
 @dataclass
@@ -36,6 +48,11 @@ class Shape:
 SHAPE_34B = Shape(48, 8192, 64, 8, 32000)
 SHAPE_13B = Shape(40, 5120, 40, 40, 32016)
 SHAPE_7B = Shape(32, 4096, 32, 32, 32016)
+SHAPE_QWEN_05B = Shape(24, 896, 14, 2, 151936)
+SHAPE_QWEN_15B = Shape(28, 1536, 12, 2, 151936)
+SHAPE_QWEN_7B = Shape(28, 3584, 28, 4, 152064)
+SHAPE_DS_13B = Shape(24, 2048, 16, 16, 32256)
+SHAPE_DS_67B = Shape(32, 4096, 32, 32, 32256)
 
 
 @dataclass
@@ -49,9 +66,10 @@ class ModelEntry:
     humaneval: float         # published pass@1, percent
     humaneval_source: str
     shape: Shape
-    sizes_gb: list[float]
-    infill: bool = False
-    tier: int = 0            # 0 = the product's main models, 1 = fallbacks
+    sizes_gb: list[float] | dict[str, float]   # in QUANTS order, or only the quants published
+    infill: bool = False     # the family has fill-in-the-middle tokens
+    tier: int = 0            # 0 = the product's main models, 1 = fallbacks, 2 = small models
+    base: bool = False       # a base (completion) build: no chat, meant for completion at the cursor
 
 
 @dataclass
@@ -69,6 +87,7 @@ class CatalogFile:
     humaneval: float
     infill: bool
     tier: int
+    base: bool = False
     sha256: str | None = None
     size_source: str = "model card"
     shape: Shape = field(default_factory=lambda: SHAPE_34B)
@@ -98,6 +117,36 @@ MODELS = [
                "TheBloke/CodeLlama-7B-Instruct-GGUF", "codellama-7b-instruct.{quant}.gguf",
                "chat", LLAMA2, 34.8, "Code Llama paper, Table 2", SHAPE_7B, _GB_7B,
                infill=True, tier=1),
+    ModelEntry("qwen2.5-coder-7b-instruct", "Qwen2.5-Coder 7B Instruct",
+               "mradermacher/Qwen2.5-Coder-7B-Instruct-GGUF", "Qwen2.5-Coder-7B-Instruct.{quant}.gguf",
+               "chat", APACHE2, 88.4, QWEN_REPORT, SHAPE_QWEN_7B,
+               {"Q3_K_M": 3.81, "Q4_K_S": 4.46, "Q4_K_M": 4.68, "Q5_K_S": 5.32, "Q6_K": 6.25, "Q8_0": 8.10},
+               infill=True, tier=2),
+    ModelEntry("qwen2.5-coder-1.5b-instruct", "Qwen2.5-Coder 1.5B Instruct",
+               "mradermacher/Qwen2.5-Coder-1.5B-Instruct-GGUF", "Qwen2.5-Coder-1.5B-Instruct.{quant}.gguf",
+               "chat", APACHE2, 70.7, QWEN_REPORT, SHAPE_QWEN_15B, _GB_QWEN_15B, infill=True, tier=2),
+    ModelEntry("qwen2.5-coder-0.5b-instruct", "Qwen2.5-Coder 0.5B Instruct",
+               "mradermacher/Qwen2.5-Coder-0.5B-Instruct-GGUF", "Qwen2.5-Coder-0.5B-Instruct.{quant}.gguf",
+               "chat", APACHE2, 61.6, QWEN_REPORT, SHAPE_QWEN_05B, {"Q4_K_M": 0.398, "Q8_0": 0.531},
+               infill=True, tier=2),
+    ModelEntry("deepseek-coder-6.7b-instruct", "deepseek-coder 6.7B Instruct",
+               "TheBloke/deepseek-coder-6.7B-instruct-GGUF", "deepseek-coder-6.7b-instruct.{quant}.gguf",
+               "chat", DEEPSEEK, 78.6, DEEPSEEK_REPORT, SHAPE_DS_67B, _GB_7B, infill=True, tier=2),
+    ModelEntry("deepseek-coder-1.3b-instruct", "deepseek-coder 1.3B Instruct",
+               "TheBloke/deepseek-coder-1.3b-instruct-GGUF", "deepseek-coder-1.3b-instruct.{quant}.gguf",
+               "chat", DEEPSEEK, 65.2, DEEPSEEK_REPORT, SHAPE_DS_13B, _GB_DS_13B, infill=True, tier=2),
+    ModelEntry("qwen2.5-coder-1.5b", "Qwen2.5-Coder 1.5B (base)",
+               "mradermacher/Qwen2.5-Coder-1.5B-GGUF", "Qwen2.5-Coder-1.5B.{quant}.gguf",
+               "raw", APACHE2, 43.9, QWEN_REPORT, SHAPE_QWEN_15B, _GB_QWEN_15B, infill=True, tier=2,
+               base=True),
+    ModelEntry("qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B (base)",
+               "mradermacher/Qwen2.5-Coder-0.5B-GGUF", "Qwen2.5-Coder-0.5B.{quant}.gguf",
+               "raw", APACHE2, 28.0, QWEN_REPORT, SHAPE_QWEN_05B, {"Q4_K_M": 0.398, "Q8_0": 0.531},
+               infill=True, tier=2, base=True),
+    ModelEntry("deepseek-coder-1.3b-base", "deepseek-coder 1.3B (base)",
+               "TheBloke/deepseek-coder-1.3b-base-GGUF", "deepseek-coder-1.3b-base.{quant}.gguf",
+               "raw", DEEPSEEK, 34.8, DEEPSEEK_REPORT, SHAPE_DS_13B, _GB_DS_13B, infill=True, tier=2,
+               base=True),
 ]
 
 
@@ -117,13 +166,14 @@ def files() -> list[CatalogFile]:
     over = load_overrides().get("files", {})
     out = []
     for m in MODELS:
-        for quant, gb in zip(QUANTS, m.sizes_gb):
+        sizes = m.sizes_gb.items() if isinstance(m.sizes_gb, dict) else zip(QUANTS, m.sizes_gb)
+        for quant, gb in sizes:
             filename = m.file_pattern.format(quant=quant)
             f = CatalogFile(id=f"{m.key}:{quant}", model=m.key, name=m.name, repo=m.repo,
                             filename=filename, quant=quant, bits=BITS[quant],
                             size_bytes=int(round(gb * 1e9)), prompt_format=m.prompt_format,
                             license=m.license, humaneval=m.humaneval, infill=m.infill,
-                            tier=m.tier, shape=m.shape)
+                            tier=m.tier, base=m.base, shape=m.shape)
             known = over.get(f"{m.repo}/{filename}")
             if known:
                 f.size_bytes = known["size"]

@@ -198,6 +198,7 @@ def _screenshot(app, loop, window, out: str, panel: str) -> int:
             editor.document().setModified(False)
             from app.ui.editor.highlighter import lexer_for
             editor.highlighter.set_lexer(lexer_for("welcome.py"))
+        window.show_welcome(False)  # the screenshots show the editor; Help > Welcome shows the page
         target = window
         if panel == "settings":
             from app.ui.settings_dialog import SettingsDialog

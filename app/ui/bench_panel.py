@@ -10,10 +10,8 @@ from pathlib import Path
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
-from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QHorizontalBarSeries, QValueAxis
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar,
                                QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
                                QTextBrowser, QVBoxLayout, QWidget)
@@ -24,6 +22,8 @@ from app.bench import references
 from app.bench.run_folder import SETTINGS, RunFolder, RunFolderError
 from app.bench.runner import HumanEvalRun, check_same_model, model_identity, resolve_protocol
 from app.bench.sandbox import Sandbox
+from app.ui.bench_chart import BenchChart, Row, wilson
+from app.ui.jobs import JobRefused
 
 
 CHART_REFERENCES = {"Phind-CodeLlama-34B-v2", "Phind-CodeLlama-34B-Python-v1", "Phind-CodeLlama-34B-v1",
@@ -48,7 +48,7 @@ class BenchPanel(QWidget):
         self.window = window
         self.run: HumanEvalRun | None = None
         self.rows: dict[tuple[str, int], int] = {}
-        self.problems = {p["task_id"]: p for p in he.load_problems()}
+        self.problems: dict[str, dict] = {}   # filled once by the window's job (off the GUI thread)
         self.protocol = QComboBox()
         self.protocol.addItems(["auto", "phind", "codex", "instruct"])
         self.limit = QSpinBox(minimum=1, maximum=164, value=164)
@@ -60,6 +60,9 @@ class BenchPanel(QWidget):
         form.addRow("Tasks (first N)", self.limit)
         form.addRow("Samples per task", self.samples)
         form.addRow("Temperature", self.temperature)
+        self.exclude = QCheckBox("Exclude contaminated tasks")
+        self.exclude.setToolTip("Score only the tasks that the newest decontamination report found clean")
+        form.addRow("", self.exclude)
         self.start_btn, self.stop_btn = QPushButton("Start"), QPushButton("Stop")
         self.resume_btn, self.export_btn = QPushButton("Resume…"), QPushButton("Export…")
         self.stop_btn.setEnabled(False)
@@ -85,8 +88,7 @@ class BenchPanel(QWidget):
         self.table.setWordWrap(False)
         self.table.itemSelectionChanged.connect(self._show_selected)
         self.detail = QTextBrowser()
-        self.chart = QChartView()
-        self.chart.setRenderHint(QPainter.Antialiasing)
+        self.chart = BenchChart()
         self.chart.setMinimumHeight(300)
         self.past = QListWidget()
         self.past.itemSelectionChanged.connect(self._draw_chart)
@@ -121,7 +123,11 @@ class BenchPanel(QWidget):
             return
         if self.run is not None:
             return
-        asyncio.ensure_future(self._run(out_dir, saved))
+        try:
+            self.window.jobs.start("selftest", "humaneval", f"HumanEval on {Path(engine.info.path).name}",
+                                   lambda job: self._run(out_dir, saved), on_cancel=self.stop)
+        except JobRefused as exc:
+            self.status.setText(str(exc))
 
     def _new_settings(self) -> dict:
         info = self.window.engine.info
@@ -130,7 +136,15 @@ class BenchPanel(QWidget):
         return {**SETTINGS, "model": str(Path(info.path).resolve()), "model_file": model_identity(info.path),
                 "protocol": None if proto == "auto" else proto, "limit": self.limit.value(),
                 "samples": self.samples.value(), "temperature": None if temp < 0 else temp,
-                "ctx": info.n_ctx}
+                "ctx": info.n_ctx, "exclude_contaminated": self._report()}
+
+    def _report(self) -> str | None:
+        if not self.exclude.isChecked():
+            return None
+        report = latest_decontam_report()
+        if report is None:
+            raise RunFolderError("no decontamination report yet: run the check in the Decontamination panel")
+        return str(report)
 
     async def _run(self, out_dir, saved) -> None:
         engine = self.window.engine
@@ -147,6 +161,15 @@ class BenchPanel(QWidget):
             problems = he.load_problems(settings.get("problems"),
                                         settings["tasks"].split(",") if settings.get("tasks") else None,
                                         settings.get("limit"))
+            self.problems.update({p["task_id"]: p for p in problems})
+            note = {}
+            if settings.get("exclude_contaminated"):  # only the tasks the report found clean
+                from app.bench.decontam import clean_task_ids
+
+                clean = set(clean_task_ids(settings["exclude_contaminated"]))
+                note = {"excluded_contaminated": [p["task_id"] for p in problems if p["task_id"] not in clean],
+                        "decontam_report": settings["exclude_contaminated"]}
+                problems = [p for p in problems if p["task_id"] in clean]
             self.table.setRowCount(0)
             self.rows.clear()
             self.progress.setMaximum(len(problems) * (settings.get("samples") or 1))
@@ -160,7 +183,8 @@ class BenchPanel(QWidget):
             model = {"path": engine.info.path, "name": engine.info.name, "quantization": engine.info.quantization}
             self.run = HumanEvalRun(out, problems, protocol=proto, samples=settings.get("samples") or 1,
                                     engine=engine, sandbox=sandbox, model=model, seed=settings.get("seed") or 0,
-                                    on_progress=self._progress, on_result=self._result, settings=settings)
+                                    on_progress=self._progress, on_result=self._result, settings=settings,
+                                    note=note)
             summary = await self.run.run()
             self.current_summary = summary
             state = "done" if summary["complete"] else "stopped (Resume continues it)"
@@ -214,7 +238,7 @@ class BenchPanel(QWidget):
             return
         row = self.table.item(rows[0].row(), 0).data(Qt.UserRole)
         problem = self.problems.get(row["task_id"], {"prompt": ""})
-        fmt = HtmlFormatter(noclasses=True, style=self.window.pygments_style())
+        fmt = HtmlFormatter(noclasses=True, style=self.window.pygments_style(), linenos="inline")
         self.detail.setHtml(
             f"<h3>{row['task_id']}: {row['verdict']}</h3>"
             + (f"<p style='color:#b00'>{row['error']}</p>" if row["error"] else "")
@@ -231,37 +255,16 @@ class BenchPanel(QWidget):
             self.past.addItem(label)
 
     def _draw_chart(self) -> None:
-        chart = QChart()
-        chart.setTitle("HumanEval pass@1 (%)")
-        bars = QBarSet("pass@1")
-        labels = []
+        rows = []
+        if self.current_summary:
+            rows.append(run_row(self.current_summary, "This run: " + run_label(None, self.current_summary), "this"))
         for i in [x.row() for x in self.past.selectedIndexes()][:4]:
             folder, s = self._past[i]
-            labels.append(folder.name[-24:])
-            bars.append(100 * s.get("pass@1", 0.0))
-        if self.current_summary:
-            labels.append("this run")
-            bars.append(100 * self.current_summary.get("pass@1", 0.0))
-        for ref in references.REFERENCES:
-            if ref.model in CHART_REFERENCES:
-                labels.append(ref.model)
-                bars.append(ref.pass_at_1)
-        series = QHorizontalBarSeries()
-        series.append(bars)
-        chart.addSeries(series)
-        axis_y = QBarCategoryAxis()
-        axis_y.append(labels)
-        font = axis_y.labelsFont()
-        font.setPointSize(8)
-        axis_y.setLabelsFont(font)
-        axis_x = QValueAxis()
-        axis_x.setRange(0, 100)
-        chart.addAxis(axis_y, Qt.AlignLeft)
-        chart.addAxis(axis_x, Qt.AlignBottom)
-        series.attachAxis(axis_y)
-        series.attachAxis(axis_x)
-        chart.legend().hide()
-        self.chart.setChart(chart)
+            rows.append(run_row(s, run_label(folder, s), "run"))
+        refs = [r for r in references.REFERENCES if r.model in CHART_REFERENCES]
+        for ref in sorted(refs, key=lambda r: -r.pass_at_1):
+            rows.append(Row(ref.model, ref.pass_at_1, "reference", tip="published"))
+        self.chart.set_rows(rows)
 
     def _selected_run(self, hint: str):
         rows = self.past.selectedIndexes()
@@ -291,3 +294,26 @@ class BenchPanel(QWidget):
                                 f"`llamadesk humaneval --resume {folder}`.")
             return
         self.start(folder, saved)
+
+
+def run_label(folder: Path | None, s: dict) -> str:
+    """A run as a person names it: the model file, the protocol, when."""
+    model = (s.get("model") or {})
+    name = Path(model.get("path") or "").stem or model.get("name") or (folder.name if folder else "run")
+    proto = (s.get("protocol") or {}).get("name", "")
+    when = folder.name.split("-")[1] if folder and folder.name.count("-") >= 2 else ""
+    when = f"{when[:4]}-{when[4:6]}-{when[6:]}" if len(when) == 8 and when.isdigit() else ""
+    extra = " · ".join(x for x in (proto, when) if x)
+    return f"{name}" + (f" ({extra})" if extra else "") + ("" if s.get("complete", True) else " — incomplete")
+
+
+def run_row(s: dict, label: str, kind: str) -> Row:
+    n, passed = int(s.get("samples") or 0), int(s.get("passed") or 0)
+    lo, hi = wilson(passed, n) if n else (None, None)
+    return Row(label, 100 * float(s.get("pass@1", 0.0)), kind, lo, hi, tip=f"{passed}/{n} passed")
+
+
+def latest_decontam_report() -> Path | None:
+    base = paths.results_dir()
+    reports = sorted(base.glob("decontam-*.json")) if base.is_dir() else []
+    return reports[-1] if reports else None

@@ -5,6 +5,7 @@ reach it through `window.engine`. Settings and the workspace (open files, cursor
 saved shortly after they change, not only on close."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from pathlib import Path
@@ -115,6 +116,7 @@ class MainWindow(QMainWindow):
         for tab in self.tabs.editors():
             tab.escape_pressed.connect(self.assistant.stop)
         self._assistant_actions()
+        self._install_jobs_and_welcome()
         self._restore_layout()
         self.statusBar().showMessage("Ready")
         self._saver = QTimer(self, interval=SAVE_SETTINGS_MS)
@@ -347,11 +349,13 @@ class MainWindow(QMainWindow):
 
     # --- startup, recovery, shutdown -----------------------------------------------------------
     def startup(self, ask_recovery=None) -> None:
-        self.model_bar.refresh_models()
-        self.models_panel.refresh()
         self.offer_recovery(ask_recovery)
         if self.tabs.count() == 0:
             self.tabs.new_tab()
+        if not self.settings.last_model and self.engine.info is None:
+            self.show_welcome(True)  # first run
+        # hardware detection and the GGUF scan run as jobs off the GUI thread, then fill the panels
+        asyncio.ensure_future(self.fill_from_jobs())
 
     def report_settings_problem(self) -> None:
         if self.settings.problem:
@@ -393,6 +397,8 @@ class MainWindow(QMainWindow):
         self.recovery.close()
         self._save_layout()
         self.settings.save()
+        if getattr(self, "jobs", None) is not None:
+            self.jobs.cancel_all()
         if self.engine is not None:
             self.engine.kill()
         event.accept()
@@ -403,6 +409,103 @@ class MainWindow(QMainWindow):
             self.status_engine.setText(f"Engine: {state}")
             self.status_engine.setToolTip(detail)
         self.statusBar().showMessage(f"Engine: {state}" + (f" — {detail}" if detail else ""))
+        if state == "ready" and getattr(self, "jobs", None) is not None:
+            self.measure_if_new()
+
+    # --- job registry, welcome page, advice (one source for toolbar, welcome and Models) --------
+    def _install_jobs_and_welcome(self) -> None:
+        from app.ui.jobs import JobRegistry
+        from app.ui.welcome import WelcomePage
+
+        self.jobs = JobRegistry(self)
+        self.jobs.refused.connect(lambda why: self.statusBar().showMessage(why, 8000))
+        self.advice = None
+        self.local_models = None
+        self._measuring = False
+        self.welcome = WelcomePage(self)
+        self.welcome.hide()
+        self.centralWidget().layout().insertWidget(0, self.welcome)
+        self.tabs.tab_created.connect(lambda _: self.show_welcome(False))
+        help_menu = next((a.menu() for a in self.menuBar().actions() if a.text() == "&Help"), None)
+        if help_menu is not None:
+            self._action(help_menu, "Welcome", lambda: self.show_welcome(True))
+
+    def show_welcome(self, on: bool) -> None:
+        if on:
+            self.welcome.refresh()
+        self.welcome.setVisible(on)
+        self.tabs.setVisible(not on)
+
+    async def fill_from_jobs(self) -> None:
+        from app.models import advisor, local
+
+        await self.jobs.once("scan", "hardware", "this machine's hardware",
+                             lambda job: job.in_thread(advisor.detected_hardware))
+        self.local_models = await self.jobs.once("scan", "local-models", "local GGUF files",
+                                                 lambda job: job.in_thread(local.all_models))
+        from app.bench import humaneval
+
+        problems = await self.jobs.once("scan", "humaneval-problems", "the HumanEval problems",
+                                        lambda job: job.in_thread(humaneval.load_problems))
+        self.bench_panel.problems = {p["task_id"]: p for p in problems}
+        self.refresh_advice()
+        self.model_bar.refresh_models()
+        self.models_panel.refresh(self.local_models)
+        self.welcome.refresh(self.local_models)
+
+    def refresh_advice(self) -> None:
+        from app.models import advisor
+
+        self.advice = advisor.advise(advisor.Machine.detect(), self.settings.n_ctx)
+        self.welcome.refresh()
+
+    def load_model(self, path: str):
+        """Load through the registry (refused during a self-test); returns the job or None."""
+        from app.ui.jobs import JobRefused
+
+        async def work(job):
+            ok = await self.model_bar.load(path)
+            if ok:
+                self.show_welcome(False)
+            return ok
+
+        try:
+            return self.jobs.start("load", path, Path(path).name, work)
+        except JobRefused:
+            return None
+
+    def measure_if_new(self):
+        """The first model loaded here measures the machine once (cached in the data folder)."""
+        from app.models import speed
+        from app.ui.jobs import JobRefused
+
+        info = self.engine.info
+        if self._measuring or info is None or speed.load() is not None:
+            return None
+        self._measuring = True
+
+        async def work(job):
+            # wait for a quiet engine: the measurement must neither delay nor be skewed by requests
+            quiet = 0.0
+            while quiet < 3.0:
+                await asyncio.sleep(0.25)
+                busy = self.assistant.busy() or self.jobs.running("selftest")
+                quiet = 0.0 if busy else quiet + 0.25
+            if self.engine.info is None or self.engine.info.path != info.path:
+                self._measuring = False  # unloaded or replaced meanwhile: measure the next one
+                return None
+            job.report(0, 1, "Measuring this machine's speed…")
+            result = await speed.measure(self.engine, info.file_size, on_gpu=info.n_gpu_layers > 0)
+            speed.save(result)
+            self.refresh_advice()
+            self.models_panel.refresh()
+            return result
+
+        try:
+            return self.jobs.start("measure", "machine", "this machine's speed", work)
+        except JobRefused:
+            self._measuring = False
+            return None
 
     def engine_crashed(self, message: str) -> None:
         self.model_bar.crashed(message)

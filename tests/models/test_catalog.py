@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app.models import advisor, catalog, local
+from app.models import advisor, catalog, local, speed
 from tests.helpers import run_cli
 from tests.models.conftest import make_gguf
 from tests.models.fixtures import write_bad_files
@@ -23,9 +23,31 @@ def test_catalog_has_every_phind_quant_with_card_sizes():
     assert files["phind-v2:Q8_0"].size_bytes == 35_860_000_000
     assert files["phind-python-v1:Q5_K_M"].filename == "phind-codellama-34b-python-v1.Q5_K_M.gguf"
     assert files["phind-v1:Q4_K_M"].repo == "TheBloke/Phind-CodeLlama-34B-v1-GGUF"
-    assert {f.license for f in files.values()} == {"Llama 2 Community License"}
+    assert {f.license for f in files.values() if f.model.startswith(("phind", "codellama"))} == {
+        "Llama 2 Community License"}
     assert files["phind-v2:Q4_K_M"].humaneval == 73.8
     assert files["codellama-7b-instruct:Q4_K_M"].infill and not files["phind-v2:Q4_K_M"].infill
+
+
+def test_small_code_models_with_licence_size_humaneval_and_infill_by_family():
+    files = {f.id: f for f in catalog.files()}
+    expect = {  # id: (licence, GB, published HumanEval, base build)
+        "qwen2.5-coder-0.5b-instruct:Q4_K_M": ("Apache-2.0", 0.398, 61.6, False),
+        "qwen2.5-coder-1.5b-instruct:Q4_K_M": ("Apache-2.0", 0.986, 70.7, False),
+        "qwen2.5-coder-7b-instruct:Q4_K_M": ("Apache-2.0", 4.68, 88.4, False),
+        "deepseek-coder-1.3b-instruct:Q4_K_M": ("DeepSeek License Agreement", 0.874, 65.2, False),
+        "deepseek-coder-6.7b-instruct:Q4_K_M": ("DeepSeek License Agreement", 4.08, 78.6, False),
+        "qwen2.5-coder-0.5b:Q4_K_M": ("Apache-2.0", 0.398, 28.0, True),
+        "qwen2.5-coder-1.5b:Q4_K_M": ("Apache-2.0", 0.986, 43.9, True),
+        "deepseek-coder-1.3b-base:Q4_K_M": ("DeepSeek License Agreement", 0.874, 34.8, True),
+    }
+    for fid, (lic, gb, he, base) in expect.items():
+        f = files[fid]
+        assert (f.license, f.size_bytes, f.humaneval, f.base) == (lic, int(round(gb * 1e9)), he, base), fid
+        assert f.infill, "Qwen2.5-Coder and deepseek-coder have fill-in-the-middle tokens"
+    assert files["qwen2.5-coder-1.5b:Q8_0"].filename == "Qwen2.5-Coder-1.5B.Q8_0.gguf"
+    assert files["deepseek-coder-1.3b-base:Q4_K_M"].repo == "TheBloke/deepseek-coder-1.3b-base-GGUF"
+    assert not any(f.infill for f in files.values() if f.model.startswith("phind"))
 
 
 # Worked by hand (decimal GB; 34B layer = (size - 0.215 head - 0.147 embeddings) / 48, plus
@@ -42,20 +64,64 @@ def test_catalog_has_every_phind_quant_with_card_sizes():
     (None, 64 * GB, "phind-v2:Q4_K_M", 0),
     (None, 16 * GB, "codellama-13b-instruct:Q4_K_M", 0),
 ])
-def test_recommendation_for_fixed_machines(vram, ram, expected, layers):
-    rec = advisor.recommend(advisor.Machine(vram, ram))
+def test_best_quant_of_phind_for_fixed_machines(vram, ram, expected, layers):
+    rec = advisor.best_quant("phind-v2", advisor.Machine(vram, ram))
+    if expected.startswith("codellama"):   # the 34B does not fit: Code Llama 13B's quant does
+        assert rec.file is None
+        rec = advisor.best_quant("codellama-13b-instruct", advisor.Machine(vram, ram))
     assert rec.file.id == expected
     assert rec.plan.n_gpu_layers == layers
     assert "GB" in rec.reason and rec.reason.endswith(".") and ". " not in rec.reason  # one sentence
 
 
-def test_recommendation_sentences_give_numbers():
-    assert "fits whole on the GPU" in advisor.recommend(advisor.Machine(24 * GB, 64 * GB)).reason
-    part = advisor.recommend(advisor.Machine(12 * GB, 32 * GB)).reason
+def test_best_quant_sentences_give_numbers():
+    phind = lambda m: advisor.best_quant("phind-v2", m)  # noqa: E731
+    assert "fits whole on the GPU" in phind(advisor.Machine(24 * GB, 64 * GB)).reason
+    part = phind(advisor.Machine(12 * GB, 32 * GB)).reason
     assert "26 of 48 layers on the GPU" in part and "12.0 GB" in part
-    small = advisor.recommend(advisor.Machine(None, 16 * GB)).reason
+    small = phind(advisor.Machine(None, 16 * GB)).reason
     assert small.startswith("Phind-CodeLlama-34B-v2 does not fit (its Q3_K_M needs 17.2 GB")
-    assert advisor.recommend(advisor.Machine(None, 3 * GB)).file is None
+    assert advisor.recommend(advisor.Machine(None, 0.3 * GB)).file is None
+
+
+def test_advice_on_a_small_cpu_machine_recommends_small_fast_files():
+    laptop = advisor.Machine(None, 20 * GB, speed=speed.Speed(8e9))   # 8 GB/s: a modest laptop
+    advice = advisor.advise(laptop)
+    for rec in (advice.ask, advice.complete):
+        assert rec.file is not None and "34b" not in rec.file.id and not rec.slow
+        assert advice.tps[rec.file.id] >= advisor.INTERACTIVE_TPS
+    assert not advice.ask.file.base and advice.complete.file.base and advice.complete.file.infill
+    assert advice.tps["phind-v2:Q4_K_M"] < 1.0          # 20 GB read per token at 8 GB/s
+    assert advisor.recommend(laptop).file.id == advice.ask.file.id
+    assert "tokens/s here" in advice.ask.reason and advice.ask.reason.endswith(".")
+
+
+def test_advice_says_so_when_nothing_is_fast_enough_and_names_the_fastest():
+    crawl = advisor.Machine(None, 20 * GB, speed=speed.Speed(0.5e9))
+    rec = advisor.advise(crawl).ask
+    assert rec.slow and rec.reason.startswith("Nothing in the catalog reaches 3 tokens/s")
+    fastest = max((f for f in catalog.files() if not f.base and advisor.fit(f, crawl).fits
+                   and f.quant in advisor.QUANTS[advisor.QUANTS.index(advisor.MIN_QUANT):]),
+                  key=lambda f: advisor.predictions(crawl)[f.id])
+    assert rec.file.size_bytes == fastest.size_bytes and "fastest is" in rec.reason
+
+
+def test_a_big_gpu_gets_a_bigger_model_whole_on_it():
+    advice = advisor.advise(advisor.Machine(24 * GB, 64 * GB))
+    assert advice.ask.plan.full_gpu and advice.ask.file.humaneval >= 78
+    assert advice.tps[advice.ask.file.id] > advice.tps["phind-v2:Q4_K_M"]
+
+
+def test_calibration_from_one_measured_speed():
+    s = speed.calibrate(10e9, 100_000_000, 50.0)          # 20 ms per token, 10 ms of it reading
+    assert abs(s.overhead_s - 0.010) < 1e-9 and s.tokens_per_s(100_000_000) == pytest.approx(50.0)
+    assert s.tokens_per_s(1_000_000_000) == pytest.approx(1 / 0.110)
+    fast_threads = speed.calibrate(1e9, 100_000_000, 50.0)   # faster than the probe: trust the run
+    assert fast_threads.tokens_per_s(100_000_000) == pytest.approx(50.0)
+    gpu = speed.calibrate(10e9, 4_000_000_000, 40.0, on_gpu=True)
+    assert gpu.gpu_bandwidth > 100e9
+    speed.save(s)
+    assert speed.load() == s
 
 
 def test_fit_labels():
@@ -75,7 +141,8 @@ def test_models_refresh_updates_sizes_and_hashes(hub, tmp_path):
     env = {**os.environ, "HF_ENDPOINT": hub.endpoint}
     r = run_cli("models", "refresh", env=env)
     assert r.returncode == 0, r.stderr
-    assert "refreshed 5 files from 5 repositories" in r.stdout
+    n = len(catalog.MODELS)
+    assert f"refreshed {n} files from {n} repositories" in r.stdout
     listed = json.loads(run_cli("models", "list", "--json", env=env).stdout)
     by_id = {f["id"]: f for f in listed["files"]}
     for fid, hf in served.items():
@@ -122,3 +189,17 @@ def test_import_list_and_delete_local_models(tmp_path, smollm):
     with pytest.raises(ValueError, match="not deleting"):
         local.delete_model(smollm, folder=folder, cache=tmp_path / "hf")
     assert smollm.exists()
+
+
+def test_models_measure_then_list_predicts_from_the_measurement(smollm, tmp_path):
+    r = run_cli("models", "measure", str(smollm), timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "tokens/s with SmolLM2-135M-Instruct.Q4_1.gguf" in r.stdout
+    listed = json.loads(run_cli("models", "list", "--json").stdout)
+    measured = listed["machine"]["speed"]
+    assert measured["measured_tps"] > 0 and measured["probe_bandwidth"] > 0
+    tps = {f["id"]: f["tokens_per_s"] for f in listed["files"]}
+    assert tps["qwen2.5-coder-0.5b-instruct:Q4_K_M"] > tps["qwen2.5-coder-7b-instruct:Q4_K_M"] > 0
+    assert listed["recommended"] and listed["recommended_for_completion"]
+    bad = run_cli("models", "measure", str(tmp_path / "missing.gguf"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
