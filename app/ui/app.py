@@ -50,9 +50,12 @@ def setup_logging() -> None:
 def install_exception_dialog(window, loop) -> None:
     """Unexpected exceptions are logged and shown; the window stays."""
     from PySide6.QtWidgets import QMessageBox
+    from shiboken6 import isValid
 
     def show(text: str) -> None:
         log.error(text)
+        if not isValid(window):  # the window has closed: the log is the only place left
+            return
         box = QMessageBox(QMessageBox.Warning, "Unexpected error",
                           "Something went wrong; your text is safe. Details are in the log.", parent=window)
         box.setDetailedText(text)
@@ -64,6 +67,9 @@ def install_exception_dialog(window, loop) -> None:
 
     def loop_handler(_loop, context):
         exc = context.get("exception")
+        if exc is None and str(context.get("message", "")).startswith("Task was destroyed"):
+            log.warning("%s", context.get("message"))  # a job cancelled at close; nothing was lost
+            return
         show("".join(traceback.format_exception(exc)) if exc else str(context.get("message")))
 
     sys.excepthook = hook

@@ -102,9 +102,12 @@ class AssistantPanel(QWidget):
             return False
         return not self.busy()
 
-    def _params(self, stop: list[str], max_tokens: int | None = None) -> GenerateParams:
+    def _params(self, stop: list[str], max_tokens: int | None = None, purpose: str = "ask") -> GenerateParams:
         s = self.window.settings
-        return GenerateParams(max_tokens=max_tokens or s.max_tokens, temperature=s.temperature, stop=stop)
+        if purpose == "edit":  # greedy, so prompt-lookup decoding gives the model's own text faster
+            return GenerateParams.for_edit(max_tokens or s.max_tokens, stop)
+        return GenerateParams(max_tokens=max_tokens or s.max_tokens, temperature=s.temperature, stop=stop,
+                              purpose=purpose)
 
     def _budget(self) -> int:
         info = self.engine.info
@@ -146,6 +149,8 @@ class AssistantPanel(QWidget):
         if st:
             self.stats.setText(f"{st.tokens_per_s:.1f} tok/s · {st.completion_tokens} tokens · "
                                f"context {st.prompt_tokens + st.completion_tokens}/{self.engine.info.n_ctx}"
+                               + (f" · lookup {st.acceptance:.0%} accepted" if st.acceptance is not None else "")
+                               + (f" · {st.in_flight} in flight" if st.in_flight > 1 else "")
                                + (" · stopped" if st.finish_reason == "cancelled" else ""))
         return text
 
@@ -364,7 +369,7 @@ class AssistantPanel(QWidget):
                 self.stop()
                 self._review(guard, code)
 
-        text = await self._stream(p.text, self._params(p.stop, max_tokens=max(512, len(guard.text) // 2)), on_text)
+        text = await self._stream(p.text, self._params(p.stop, max_tokens=max(512, len(guard.text) // 2), purpose="edit"), on_text)
         self._render_timer.stop()
         turn = self.pending
         turn.answer = text if text is not None else self.answer

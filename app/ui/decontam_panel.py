@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QLis
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from app import paths
+from app.atomic import write_atomic
 from app.bench import humaneval as he
 from app.bench.decontam import Settings, normalise
 from app.bench.decontam_inputs import Cancelled, InputError
@@ -119,7 +120,7 @@ class DecontamPanel(QWidget):
             self.status.setText("Cancelled.")
         else:
             out = paths.ensure(paths.results_dir()) / f"decontam-{time.strftime('%Y%m%d-%H%M%S')}.json"
-            out.write_text(json.dumps(self.report, indent=1))
+            write_atomic(out, json.dumps(self.report, indent=1).encode())
             self.status.setText(f"{self.report['summary']}. Report: {out} (use it with "
                                 f"`llamadesk humaneval --exclude-contaminated`)")
             for t in self.report["tasks"]:

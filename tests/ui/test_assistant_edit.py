@@ -120,6 +120,10 @@ def test_edit_with_the_model_lands_on_the_selection_after_typing_above_it(gui, s
         await asyncio.sleep(0.1)
 
     gui.run(scenario())
+    st = w.assistant.generation.stats
+    # issue 14: an Edit with default settings is greedy and drafts from the selection (prompt lookup)
+    assert st.draft_tokens > 0 and st.accepted_tokens > 0, st
+    assert "lookup" in w.assistant.stats.text()
     view = w.assistant.diff
     assert view.isVisible() and view.guard is not None, w.assistant.view.toPlainText()
     new = view.new
