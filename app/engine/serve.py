@@ -220,6 +220,20 @@ async def _cancel_on_disconnect(request: Request, gen) -> None:
         await asyncio.sleep(0.1)
 
 
+def _listening_socket(host: str, port: int):
+    """Bound before uvicorn starts, so a taken address is an OSError here and port 0 is known."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Server:
     """uvicorn running the app inside the current asyncio loop (the CLI's, or the GUI's qasync)."""
 
@@ -241,16 +255,7 @@ class Server:
 
     async def start(self) -> str:
         """Listen (an OSError when the address is taken) and serve in the background."""
-        import socket
-
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
+        sock = _listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         self.task = asyncio.ensure_future(self.server.serve(sockets=[sock]))
         while not self.server.started and not self.task.done():
@@ -339,18 +344,11 @@ class ThreadedServer:
         return f"http://{self.host}:{self.port}/v1"
 
     async def start(self) -> str:
-        import socket
         import threading
 
         import uvicorn
 
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
+        sock = _listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         app = build_app(_Bridged(self.engine, asyncio.get_running_loop()), self.api_key)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

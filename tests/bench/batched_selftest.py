@@ -20,35 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.bench import humaneval as he  # noqa: E402
-from app.bench.runner import HumanEvalRun  # noqa: E402
-from app.bench.sandbox import Sandbox  # noqa: E402
 from app.engine.base import open_engine  # noqa: E402
 from app.engine.protocol import GenerateParams  # noqa: E402
-from tests.bench.parallel_selftest import TASKS, gemma  # noqa: E402
+from tests.bench.parallel_selftest import TASKS, gemma, one_run  # noqa: E402
 
 ORDER = [4, 1, 1, 4]
 BUDGET_S = 420
 THREADS = 1     # a shared machine: 2 threads waiting on each other collapse under load
 SINGLE_ROUNDS = 3
-
-
-async def one_run(engine, problems, n: int, out: Path) -> dict:
-    sandbox = Sandbox(workers=2)
-    await sandbox.start()
-    try:
-        run = HumanEvalRun(out, problems, protocol=he.make_protocol("codex"), engine=engine,
-                           sandbox=sandbox, model=engine.record(), parallel=n)
-        t0 = time.perf_counter()
-        summary = await run.run()
-        wall = time.perf_counter() - t0
-    finally:
-        await sandbox.close()
-    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines() if x.strip()]
-    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines() if x.strip()]
-    return {"n": n, "wall_s": wall, "tokens": summary["generated_tokens"],
-            "tokens_per_s": summary["generated_tokens"] / wall,
-            "passed": sorted(r["task_id"] for r in rows if r["passed"]),
-            "completions": {s["task_id"]: s["completion"] for s in samples}}
 
 
 async def single_vs_llama(model: Path) -> float:

@@ -51,9 +51,11 @@ async def one_run(engine, problems, n: int, out: Path) -> dict:
     finally:
         await sandbox.close()
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines() if x.strip()]
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines() if x.strip()]
     return {"n": n, "wall_s": wall, "tokens": summary["generated_tokens"],
             "tokens_per_s": summary["generated_tokens"] / wall,
-            "passed": sorted(r["task_id"] for r in rows if r["passed"])}
+            "passed": sorted(r["task_id"] for r in rows if r["passed"]),
+            "completions": {s["task_id"]: s["completion"] for s in samples}}
 
 
 async def main() -> dict:
