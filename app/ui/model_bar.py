@@ -30,7 +30,10 @@ class ModelBar(QWidget):
         self.serve_btn = QPushButton("Serve")
         self.serve_btn.setToolTip("Serve the loaded model over an OpenAI-compatible API (for Continue, Zed, …)")
         self.model = QComboBox()
-        self.model.setMinimumWidth(260)
+        self.model.setMinimumWidth(200)
+        # a long model name must not widen the window past 1280 px: elide it, the tooltip has it all
+        self.model.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(20)
         self.model.setToolTip("Downloaded and local GGUF models")
         self.load_btn = QPushButton("Load")
         self.gpu = QComboBox(editable=True)
@@ -84,7 +87,9 @@ class ModelBar(QWidget):
         self.model.clear()
         for m in local.all_models():
             if m.usable:
-                self.model.addItem(f"{m.name}  ({m.size_bytes / 1e9:.1f} GB{', ' + m.repo if m.repo else ''})", m.path)
+                label = f"{m.name}  ({m.size_bytes / 1e9:.1f} GB{', ' + m.repo if m.repo else ''})"
+                self.model.addItem(label, m.path)
+                self.model.setItemData(self.model.count() - 1, f"{label}\n{m.path}", Qt.ToolTipRole)
         self.model.addItem(BROWSE, None)
         i = self.model.findData(current)
         if i >= 0:
@@ -99,8 +104,9 @@ class ModelBar(QWidget):
 
         rec = advisor.recommend(advisor.Machine.detect(), self.window.settings.n_ctx)
         if rec.file is not None:
-            self.download_btn.setText(f"Download {rec.file.id} ({rec.file.size_bytes / 1e9:.1f} GB)")
-            self.download_btn.setToolTip(rec.reason)
+            # the file's name can be long: the button stays short, the tooltip names the file
+            self.download_btn.setText(f"Download recommended ({rec.file.size_bytes / 1e9:.1f} GB)")
+            self.download_btn.setToolTip(f"{rec.file.id}\n{rec.reason}")
             self.state.setText("No model yet: download the recommended one, or open a .gguf file.")
             self.state.setToolTip(rec.reason)
             self._recommended = rec.file.id

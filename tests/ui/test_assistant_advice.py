@@ -70,7 +70,7 @@ def test_predictions_match_measured_speeds_and_every_screen_names_the_same_file(
             assert rec.file is None or "34b" not in rec.file.id, rec.reason
     ask_id = advice.ask.file.id
     w.model_bar._offer_recommendation()
-    assert ask_id in w.model_bar.download_btn.text()
+    assert ask_id in w.model_bar.download_btn.toolTip()
     assert w.welcome.recommended_id == ask_id
     assert w.models_panel.recommended_id() == ask_id
     row = next(r for r in range(w.models_panel.table.rowCount())

@@ -152,10 +152,20 @@ def test_paused_during_a_self_test_and_a_slow_model_gets_a_notice(gui):
     w = gui.window
     ac = w.autocomplete
     tab = editor_with(w, "x = 1\n")
-    w.bench_panel._set_running(True)          # what the panel shows while HumanEval runs
-    assert ac.blocked(tab, manual=False) == "self-test"
-    assert "paused" in ac.label.text()
-    w.bench_panel._set_running(False)
+
+    async def self_test_job():
+        # a self-test as the HumanEval panel runs it: a "selftest" job in the window's registry
+        stop = asyncio.Event()
+        job = w.jobs.start("selftest", "humaneval", "HumanEval", lambda j: stop.wait(), on_cancel=stop.set)
+        await asyncio.sleep(0)
+        during = ac.blocked(tab, manual=False), ac.label.text()
+        w.jobs.cancel(job)
+        await until(lambda: not w.jobs.running("selftest"), timeout=10)
+        return during
+
+    blocked, label = gui.run(self_test_job())
+    assert blocked == "self-test"
+    assert "paused" in label
     assert ac.blocked(tab, manual=False) == "no model"
     assert "paused" not in ac.label.text()
     for _ in range(6):

@@ -37,6 +37,10 @@ def test_default_layout_at_1280x800_shows_30_editor_lines(qapp, tmp_path):
             app.processEvents()
         assert not window.models_dock.isVisible() and not window.bench_dock.isVisible()
         assert not window.decontam_dock.isVisible()
+        assert window.width() <= 1280, "the toolbar must not widen the window past 1280 px"
+        window.tabs.new_tab("a.py", "x = 1\n")  # the first run's welcome page gives way to the editor
+        for _ in range(5):
+            app.processEvents()
         assert visible_lines(window.current_editor()) >= 30
         # the activity bar opens a panel, and again closes it
         act = window.models_dock.toggleViewAction()
