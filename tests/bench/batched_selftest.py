@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from app.bench import humaneval as he  # noqa: E402
 from app.engine.base import open_engine  # noqa: E402
 from app.engine.protocol import GenerateParams  # noqa: E402
-from tests.bench.parallel_selftest import TASKS, gemma, one_run  # noqa: E402
+from tests.bench.parallel_selftest import TASKS, alternated_runs, by_parallel, gemma  # noqa: E402
 
 ORDER = [4, 1, 1, 4]
 BUDGET_S = 420
@@ -67,22 +67,13 @@ async def main() -> dict:
     tmp = Path(tempfile.mkdtemp())
     model = gemma(tmp)
     problems = he.load_problems(task_ids=[str(t) for t in TASKS])
-    runs = []
-    t_start = time.perf_counter()
     engine = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=4)
     try:
-        for i, n in enumerate(ORDER):
-            if i % 2 == 0 and i and time.perf_counter() - t_start > BUDGET_S:
-                break
-            r = await one_run(engine, problems, n, tmp / f"run{i}-n{n}")
-            runs.append(r)
-            print(f"N={n}: {r['tokens']} tokens in {r['wall_s']:.1f} s = {r['tokens_per_s']:.1f} tok/s; "
-                  f"passed {len(r['passed'])}/16: {', '.join(r['passed'])}", flush=True)
+        runs = await alternated_runs(engine, problems, tmp, BUDGET_S)
     finally:
         await engine.close()
     single = await single_vs_llama(model)
-    by_n = {n: [r for r in runs if r["n"] == n] for n in (1, 4)}
-    med = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in by_n.items()}
+    by_n, med = by_parallel(runs)
     value = med[4] / med[1]
     c1, c4 = by_n[1][0]["completions"], by_n[4][0]["completions"]
     same = sum(c1[t] == c4.get(t) for t in c1)
