@@ -134,14 +134,22 @@ class Matcher:
         blocks = map(data.__getitem__, map(slice, range(0, n, st), range(g, n + g, st)))
         return not self.raw_grams.isdisjoint(blocks) or any(x in data for x in self.raw_short)
 
-    def raw_hit_positions(self, data: bytes) -> list[int]:
+    def raw_hit_positions(self, data: bytes, segment: int = 1 << 16) -> list[int]:
+        """Where the filter hits. Python walks only the segments (cut at newlines, which no gram
+        holds) that the C-level `raw_hit` lets through, not the whole chunk."""
         g, st, pool = self.raw_gram, self.raw_stride, self.raw_grams
-        found = [i for i in range(0, len(data), st) if data[i:i + g] in pool]
-        for x in self.raw_short:
-            i = data.find(x)
-            while i >= 0:
-                found.append(i)
-                i = data.find(x, i + 1)
+        found, start, n = [], 0, len(data)
+        while start < n:
+            end = data.find(b"\n", start + segment) + 1 or n
+            part = data[start:end]
+            if self.raw_hit(part):
+                found += [start + i for i in range(0, len(part), st) if part[i:i + g] in pool]
+                for x in self.raw_short:
+                    i = part.find(x)
+                    while i >= 0:
+                        found.append(start + i)
+                        i = part.find(x, i + 1)
+            start = end
         return sorted(found)
 
     def blocks(self, text: str):

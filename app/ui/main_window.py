@@ -352,8 +352,9 @@ class MainWindow(QMainWindow):
         self.offer_recovery(ask_recovery)
         if self.tabs.count() == 0:
             self.tabs.new_tab()
-        if not self.settings.last_model and self.engine.info is None:
-            self.show_welcome(True)  # first run
+        nothing_open = all(t.path is None and t.document().isEmpty() for t in self.tabs.editors())
+        if nothing_open and not self.settings.last_model and self.engine.info is None:
+            self.show_welcome(True)  # first run (a file given with --open, or recovered, shows instead)
         # hardware detection and the GGUF scan run as jobs off the GUI thread, then fill the panels
         asyncio.ensure_future(self.fill_from_jobs())
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QImage, QTextCursor
+from PySide6.QtTest import QTest
 
 from app.recovery import RecoveryStore
 from app.settings import Settings
-from app.ui.editor.highlighter import PygmentsHighlighter, lexer_for
+from app.ui.editor.highlighter import BURST_S, PygmentsHighlighter, lexer_for
 from tests.ui.conftest import until
 
 SOURCE = "def fibonacci(n):\n    "
@@ -131,16 +132,44 @@ def test_appending_a_line_does_not_relex_earlier_blocks(qapp):
     hl.lex_calls = 0
     cursor = QTextCursor(doc)
     cursor.movePosition(QTextCursor.End)
+    settle = lambda: QTest.qWait(int(BURST_S * 1000) + 40)  # a line that grew fast is lexed after the burst
     cursor.insertText("value = compute(1, 2)")
+    settle()
     assert 1 <= hl.lex_calls <= 2
     hl.lex_calls = 0
     cursor.insertText("\nother = 3")
+    settle()
     assert 1 <= hl.lex_calls <= 3
     # opening a docstring changes the state of every later line: those are re-lexed, no others
     hl.lex_calls = 0
     at = doc.blockCount() - 10
     QTextCursor(doc.findBlockByNumber(at)).insertText('"""')
     assert 2 <= hl.lex_calls <= doc.blockCount() - at
+
+
+def test_a_line_streamed_token_by_token_is_lexed_a_few_times_and_ends_coloured_as_a_fresh_lex(qapp):
+    from app.ui.editor.code_editor import CodeEditor
+
+    def formats(doc):
+        return [(r.start, r.length, r.format.foreground().color().name())
+                for r in doc.lastBlock().layout().formats()]
+
+    line = 'result = {"total": compute(values, 2) + 10, "name": "streamed"}  # a comment'
+    tokens = [line[i:i + 3] for i in range(0, len(line), 3)]
+    streamed = CodeEditor()
+    hl = PygmentsHighlighter(streamed.document(), lexer_for("s.py"))
+    hl.lex_calls = 0
+    cursor = QTextCursor(streamed.document())
+    for tok in tokens:                      # faster than BURST_S apart, as a model streams
+        cursor.movePosition(QTextCursor.End)
+        cursor.insertText(tok)
+    assert hl.lex_calls < len(tokens) / 2
+    QTest.qWait(int(BURST_S * 1000) + 40)
+    fresh = CodeEditor()
+    fresh_hl = PygmentsHighlighter(fresh.document(), lexer_for("s.py"))  # noqa: F841 (kept alive)
+    fresh.setPlainText(line)
+    assert streamed.toPlainText() == line and len(formats(fresh.document())) > 5
+    assert formats(streamed.document()) == formats(fresh.document())
 
 
 def test_multiline_string_state_carries_across_blocks(qapp):

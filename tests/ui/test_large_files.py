@@ -101,18 +101,34 @@ def test_screenshot_to_an_unwritable_path_exits_2_with_one_line(tmp_path):
         assert len(said) == 1 and said[0].startswith("llamadesk: cannot write the screenshot"), r.stderr
 
 
-def test_a_file_still_loading_is_read_only_and_not_saved(gui, tmp_path):
+def test_a_file_still_loading_takes_keys_where_typed_and_is_neither_saved_nor_autosaved(gui, tmp_path):
+    from PySide6.QtGui import QTextCursor
+
     big = tmp_path / "big.txt"
     big.write_text("a line of text\n" * 200_000)
     problems = []
     w = gui.window
     w.tabs.warn = lambda title, text: problems.append(text)
     tab = w.tabs.open_file(str(big))
-    assert tab.loading and tab.isReadOnly()
+    assert tab.loading and not tab.isReadOnly() and not tab.dirty
+    top = QTextCursor(tab.document())
+    top.insertText("TOP\n")
+    end = tab.textCursor()
+    end.movePosition(QTextCursor.End)                       # the end of what has loaded so far
+    tab.setTextCursor(end)
+    tab.insertPlainText("MIDDLE\n")
+    loaded_lines = tab.document().blockCount() - 1
+    assert tab.loading and tab.dirty
     assert not w.tabs.save(tab) and "still loading" in problems[-1]
+    tab.autosave()
+    assert not (tab.recovery.session_dir / f"{tab.buffer_id}.json").exists()   # no part passed off as the whole
     gui.run(until(lambda: not tab.loading, timeout=120))
-    assert not tab.isReadOnly() and tab.toPlainText() == big.read_text()
-    assert w.tabs.save(tab) and big.read_text() == "a line of text\n" * 200_000
+    lines = tab.toPlainText().split("\n")
+    assert lines[0] == "TOP" and lines[loaded_lines - 1] == "MIDDLE"
+    assert tab.toPlainText().replace("TOP\n", "", 1).replace("MIDDLE\n", "", 1) == big.read_text()
+    caret = tab.textCursor()                                  # it stayed right after what was typed
+    assert tab.dirty and caret.positionInBlock() == 0 and caret.block().previous().text() == "MIDDLE"
+    assert w.tabs.save(tab) and big.read_text().startswith("TOP\na line of text\n")
 
 
 def test_lines_inserted_above_during_the_idle_pass_leave_no_line_unlexed(gui):

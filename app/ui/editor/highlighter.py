@@ -10,6 +10,10 @@ Lazy mode (the editor's): before the first paint only the first INITIAL_BLOCKS b
 a screen) are lexed; later blocks get the PENDING state and no formats. After the first paint an
 idle timer lexes the rest a slice at a time, so a large file shows at once and colours fill in.
 
+Streaming: when a line grows again within BURST_S of its last lexing (tokens arriving from the
+model), it keeps the colours it had and is lexed once the burst has gone on for BURST_S (colours trail the text by at most that), so a line
+is lexed once every few tokens instead of once per token. Typing (slower) is lexed at once.
+
 Pygments' RegexLexer keeps its stack in a local variable; `_lex_line` is its state machine
 (pygments.lexer.RegexLexer.get_tokens_unprocessed) with the stack passed in and handed back.
 """
@@ -23,11 +27,13 @@ from pygments.styles import get_style_by_name
 from pygments.token import Error, Text, Token, _TokenType
 from pygments.util import ClassNotFound
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
+from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextCursor
 
 INITIAL_BLOCKS = 300     # lexed before the first paint: a screen and a generous margin
 PENDING = -2             # a block's state until the idle pass has lexed it
 SLICE_S = 0.008          # idle work per timer tick: typing stays responsive
+BURST_S = 0.05           # a line growing faster than this is lexed at most 20 times a second
+TOKEN_CHARS = 64         # growth up to this is a token (more is a paste or a new text: lexed at once)
 
 
 def lexer_for(filename: str | None, text: str = ""):
@@ -104,6 +110,12 @@ class PygmentsHighlighter(QSyntaxHighlighter):
         if lazy:
             self._idle = QTimer(self, interval=0)
             self._idle.timeout.connect(self._idle_step)
+        # the line lexed last: (block number, text, tokens, state, when), and the line whose
+        # lexing waits for the end of a burst (a cursor, which follows edits above it)
+        self._last = None
+        self._deferred: QTextCursor | None = None
+        self._burst = QTimer(self, singleShot=True, interval=int(BURST_S * 1000))
+        self._burst.timeout.connect(self._lex_deferred)
         self._stacks: list[tuple[str, ...]] = [("root",)]
         self._stack_ids: dict[tuple[str, ...], int] = {("root",): 0}
         self._formats: dict = {}
@@ -198,11 +210,34 @@ class PygmentsHighlighter(QSyntaxHighlighter):
             self._stacks.append(stack)
         return sid
 
+    def _lex_deferred(self) -> None:
+        cursor, self._deferred, self._last = self._deferred, None, None
+        if cursor is not None and self.document() is not None:
+            self.rehighlightBlock(cursor.block())
+
+    def _keep_while_streaming(self, number: int, text: str) -> bool:
+        """The line grows by tokens faster than a frame: keep its colours; lex it when the timer fires."""
+        last = self._last
+        if last is None or last[0] != number or not 0 < len(text) - len(last[1]) <= TOKEN_CHARS \
+                or not text.startswith(last[1]) or time.perf_counter() - last[4] > BURST_S:
+            return False
+        for pos, ttype, value in last[2]:
+            if ttype is not Text and ttype is not Token:
+                self.setFormat(pos, len(value), self._format(ttype))
+        self.setCurrentBlockState(last[3])
+        if self._deferred is None:
+            self._deferred = QTextCursor(self.currentBlock())
+            self._burst.start()
+        return True
+
     def highlightBlock(self, text: str) -> None:
         if self.plain:
             return
-        if self.limit is not None and self.currentBlock().blockNumber() > self.limit:
+        number = self.currentBlock().blockNumber()
+        if self.limit is not None and number > self.limit:
             self.setCurrentBlockState(PENDING)
+            return
+        if self._keep_while_streaming(number, text):
             return
         self.lex_calls += 1
         prev = self.previousBlockState()
@@ -212,9 +247,14 @@ class PygmentsHighlighter(QSyntaxHighlighter):
         else:  # other lexers carry no inspectable state: lex each line on its own
             tokens = list(self.lexer.get_tokens_unprocessed(text + "\n"))
             end = ("root",)
+        kept = []
         for pos, ttype, value in tokens:
             if pos >= len(text):
                 break
             if ttype is not Text and ttype is not Token:
-                self.setFormat(pos, min(len(value), len(text) - pos), self._format(ttype))
-        self.setCurrentBlockState(self._state_id(end))
+                value = value[:len(text) - pos]
+                self.setFormat(pos, len(value), self._format(ttype))
+                kept.append((pos, ttype, value))
+        state = self._state_id(end)
+        self.setCurrentBlockState(state)
+        self._last = (number, text, kept, state, time.perf_counter())

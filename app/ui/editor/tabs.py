@@ -14,8 +14,8 @@ from app.ui.editor import text_file
 from app.ui.editor.code_editor import CodeEditor
 
 FIRST_CHARS = 256 * 1024    # shown at once; a larger file's rest is appended in idle time
-SLICE_CHARS = 256 * 1024    # appended at a time while it loads (read-only until done)
-SLICE_S = 0.05              # of appending per idle step
+SLICE_CHARS = 64 * 1024     # appended at a time while it loads (editable meanwhile)
+SLICE_S = 0.01              # of appending per idle step
 
 
 class EditorTab(CodeEditor):
@@ -30,7 +30,7 @@ class EditorTab(CodeEditor):
         self.buffer_id = uuid.uuid4().hex
         self.recovery = recovery
         # Qt takes about 8 us a line to fill a document: a large file shows its start at once
-        # and the rest follows a slice per idle step, read-only until it is all there
+        # and the rest follows a slice per idle step (see below)
         cut = text.find("\n", FIRST_CHARS) + 1 if len(text) > FIRST_CHARS else 0
         self._rest, self._rest_at = (text, cut) if cut else ("", 0)
         self.setPlainText(text[:cut] if cut else text)
@@ -38,11 +38,16 @@ class EditorTab(CodeEditor):
         # lazy: only the first screens are lexed before the first paint, the rest when idle;
         # a plain (very large) file gets no highlighter on its document at all
         self.highlighter = PygmentsHighlighter(None if plain else self.document(), lexer, style, lazy=True)
-        self.first_paint.connect(self.highlighter.start_idle)
+        # (while a file loads, the idle pass waits: with undo off, Qt counts its relexing as an edit)
+        self.first_paint.connect(lambda: self.loading or self.highlighter.start_idle())
         self.document().setModified(False)
         if self._rest:
-            self.setReadOnly(True)
+            # the window takes keys at once: the rest goes in behind a cursor of its own, which
+            # moves past text typed at its position, so typing lands where it was typed; undo is
+            # off until all is there, so that Ctrl+Z cannot take a loaded slice back out
             self.setUndoRedoEnabled(False)
+            self._load_at = QTextCursor(self.document())
+            self._load_at.movePosition(QTextCursor.End)
             self._loader = QTimer(self, interval=0)
             self._loader.timeout.connect(self._load_slice)
             self.first_paint.connect(self._loader.start)
@@ -60,22 +65,25 @@ class EditorTab(CodeEditor):
 
     def _load_slice(self) -> None:
         self.highlighter.hold()
-        cursor = QTextCursor(self.document())
-        cursor.movePosition(QTextCursor.End)
+        edited = self.document().isModified()
+        user = self.textCursor()
+        keep = user.position() if not user.hasSelection() and user.position() == self._load_at.position() else None
         # one piece for about SLICE_S, then back to the event loop (fewer, larger inserts)
         start = time.perf_counter()
         end = self._rest_at
         while end < len(self._rest) and time.perf_counter() - start < SLICE_S:
             end = self._rest.find("\n", self._rest_at + SLICE_CHARS) + 1 or len(self._rest)
-            cursor.insertText(self._rest[self._rest_at:end])
+            self._load_at.insertText(self._rest[self._rest_at:end])
             self._rest_at = end
-        self.document().setModified(False)  # read-only meanwhile: nothing of the user's to keep
+        self.document().setModified(edited)  # loading is not an edit; what the user typed is
+        if keep is not None:  # a caret at the loaded end stays where the user left it
+            user.setPosition(keep)
+            self.setTextCursor(user)
         if end >= len(self._rest):
             self._loader.stop()
             self._rest = ""
             self.setUndoRedoEnabled(True)
-            self.setReadOnly(False)
-        self.highlighter.start_idle()
+            self.highlighter.start_idle()
 
     @property
     def title(self) -> str:
@@ -89,7 +97,9 @@ class EditorTab(CodeEditor):
         self._autosave.start()
 
     def autosave(self) -> None:
-        if self.dirty:
+        if self.loading:  # a part of the file must never be offered back as the whole of it
+            self._autosave.start()
+        elif self.dirty:
             self.recovery.save(self.buffer_id, self.path, self.toPlainText())
         else:
             self.recovery.discard(self.buffer_id)
