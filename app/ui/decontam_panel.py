@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QLis
 
 from app import paths
 from app.atomic import write_atomic
-from app.bench import humaneval as he
 from app.bench.decontam import Settings, normalise
 from app.bench.decontam_inputs import Cancelled, InputError
 from app.bench.decontam_run import run_check
+from app.plain_words import plain
 
 
 def highlight_match(prompt: str, substring: str, casefold: bool = False) -> str:
@@ -39,7 +39,8 @@ class DecontamPanel(QWidget):
         self.window = window
         self.cancel: threading.Event | None = None
         self.report: dict | None = None
-        self.problems = {p["task_id"]: p for p in he.load_problems()}
+        # shared with the HumanEval panel, read once off the GUI thread (window.humaneval_problems)
+        self.problems: dict[str, dict] = {}
         self.inputs = QListWidget()
         add_files, add_dir, clear = QPushButton("Add files…"), QPushButton("Add folder…"), QPushButton("Clear")
         add_files.clicked.connect(self._add_files)
@@ -111,18 +112,24 @@ class DecontamPanel(QWidget):
         def progress(p):
             loop.call_soon_threadsafe(self._progress, p)
 
+        self.status.setText("Reading the training files…")
+        self.progress.setValue(0)
         try:
-            self.report = await asyncio.to_thread(run_check, self.paths(), list(self.problems.values()),
+            problems = await self.window.humaneval_problems()
+            self.report = await asyncio.to_thread(run_check, self.paths(), list(problems.values()),
                                                   settings, 1, progress, self.cancel)
         except InputError as exc:
-            self.status.setText(str(exc))
+            self.status.setText(plain(exc))
         except Cancelled:
             self.status.setText("Cancelled.")
         else:
-            out = paths.ensure(paths.results_dir()) / f"decontam-{time.strftime('%Y%m%d-%H%M%S')}.json"
-            write_atomic(out, json.dumps(self.report, indent=1).encode())
-            self.status.setText(f"{self.report['summary']}. Report: {out} (use it with "
-                                f"`llamadesk humaneval --exclude-contaminated`)")
+            out = paths.results_dir() / f"decontam-{time.strftime('%Y%m%d-%H%M%S')}.json"
+            try:
+                write_atomic(paths.ensure(out.parent) / out.name, json.dumps(self.report, indent=1).encode())
+                saved = f"Report: {out} (use it with `llamadesk humaneval --exclude-contaminated`)"
+            except OSError as exc:
+                saved = f"The report could not be saved to {out}: {plain(exc)}"
+            self.status.setText(f"{self.report['summary']}. {saved}")
             for t in self.report["tasks"]:
                 if t["contaminated"]:
                     label = t["task_id"] + (f" — {t['window_fraction']:.0%} of windows" if "window_fraction" in t else "")

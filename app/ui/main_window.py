@@ -438,20 +438,42 @@ class MainWindow(QMainWindow):
         self.tabs.setVisible(not on)
 
     async def fill_from_jobs(self) -> None:
-        from app.models import advisor, local
+        from app.models import advisor
 
         await self.jobs.once("scan", "hardware", "this machine's hardware",
                              lambda job: job.in_thread(advisor.detected_hardware))
-        self.local_models = await self.jobs.once("scan", "local-models", "local GGUF files",
-                                                 lambda job: job.in_thread(local.all_models))
+        self.local_models = await self._scan_models()
+        await self.humaneval_problems()
+        self.refresh_advice()
+        self.model_bar.refresh_models()
+        self.models_panel.refresh(self.local_models)
+        self.welcome.refresh(self.local_models)
+
+    async def humaneval_problems(self) -> dict[str, dict]:
+        """The HumanEval problems by task id, read once (in a thread) and shared by the
+        HumanEval and Decontamination panels."""
         from app.bench import humaneval
 
         problems = await self.jobs.once("scan", "humaneval-problems", "the HumanEval problems",
                                         lambda job: job.in_thread(humaneval.load_problems))
-        self.bench_panel.problems = {p["task_id"]: p for p in problems}
-        self.refresh_advice()
+        if not self.bench_panel.problems:
+            self.bench_panel.problems.update({p["task_id"]: p for p in problems})
+        self.decontam_panel.problems = self.bench_panel.problems
+        return self.bench_panel.problems
+
+    async def _scan_models(self):
+        from app.models import local
+
+        return await self.jobs.once("scan", "local-models", "local GGUF files",
+                                    lambda job: job.in_thread(local.all_models))
+
+    async def rescan_models(self) -> None:
+        """A model was downloaded, imported or deleted: scan again (off the GUI thread) and show
+        the new list in the model bar, the Models panel and the welcome page."""
+        self.jobs.forget("scan", "local-models")
+        self.local_models = await self._scan_models()
         self.model_bar.refresh_models()
-        self.models_panel.refresh(self.local_models)
+        self.models_panel.refresh_local(self.local_models)
         self.welcome.refresh(self.local_models)
 
     def refresh_advice(self) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPro
                                QPushButton, QSizePolicy, QSpinBox, QWidget)
 
 from app.engine.base import EngineError, open_engine
-from app.models import local
+from app.plain_words import plain
 
 BROWSE = "Open a .gguf file…"
 THIS_COMPUTER = "This computer"
@@ -55,6 +55,7 @@ class ModelBar(QWidget):
         self.download_btn.hide()
         self.download_btn.clicked.connect(self._download_recommended)  # once: refreshes only retarget it
         self._recommended = None
+        self._offering = False    # the state line offers the download
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 2, 6, 2)
         self.local_only: list[QWidget] = []
@@ -83,9 +84,12 @@ class ModelBar(QWidget):
 
     # --- model list ----------------------------------------------------------------------------
     def refresh_models(self) -> None:
+        """The list from the window's one scan (`window.local_models`, made off the GUI thread by
+        the job registry; `window.rescan_models()` makes a new one): reading GGUF headers here
+        would block the window on a slow disk."""
         current = self.model.currentData() or self.window.settings.last_model
         self.model.clear()
-        for m in local.all_models():
+        for m in self.window.local_models or []:
             if m.usable:
                 label = f"{m.name}  ({m.size_bytes / 1e9:.1f} GB{', ' + m.repo if m.repo else ''})"
                 self.model.addItem(label, m.path)
@@ -95,21 +99,27 @@ class ModelBar(QWidget):
         if i >= 0:
             self.model.setCurrentIndex(i)
         has_models = self.model.count() > 1
-        self.download_btn.setVisible(not has_models)
-        if not has_models:
-            self._offer_recommendation()
+        self.download_btn.setVisible(not has_models and self._offer_recommendation())
+        if has_models and self.window.engine.info is None and self._offering:
+            self.state.setText("No model loaded")   # the offer to download is no longer true
+            self.state.setToolTip("")
+            self._offering = False
 
-    def _offer_recommendation(self) -> None:
-        from app.models import advisor
-
-        rec = advisor.recommend(advisor.Machine.detect(), self.window.settings.n_ctx)
-        if rec.file is not None:
-            # the file's name can be long: the button stays short, the tooltip names the file
-            self.download_btn.setText(f"Download recommended ({rec.file.size_bytes / 1e9:.1f} GB)")
-            self.download_btn.setToolTip(f"{rec.file.id}\n{rec.reason}")
+    def _offer_recommendation(self) -> bool:
+        # the window's one advice, so the toolbar names the file the welcome page and Models name
+        advice = getattr(self.window, "advice", None)
+        rec = advice.ask if advice is not None else None
+        if rec is None or rec.file is None:
+            return False
+        # the file's name can be long: the button stays short, the tooltip names the file
+        self.download_btn.setText(f"Download recommended ({rec.file.size_bytes / 1e9:.1f} GB)")
+        self.download_btn.setToolTip(f"{rec.file.id}\n{rec.reason}")
+        if self.window.engine.info is None:
             self.state.setText("No model yet: download the recommended one, or open a .gguf file.")
             self.state.setToolTip(rec.reason)
-            self._recommended = rec.file.id
+            self._offering = True
+        self._recommended = rec.file.id
+        return True
 
     def _download_recommended(self) -> None:
         if self._recommended:
@@ -261,12 +271,18 @@ class ModelBar(QWidget):
         self.progress.setValue(0)
         self.progress.show()
         self.state.setText(f"Loading {Path(path).name}…")
+        self.state.setToolTip("")
         try:
+            # the planner asks nvidia-smi (up to 10 s): off the GUI thread, and open_engine is
+            # handed its answers so that it need not ask again
+            n_gpu, why, threads = await asyncio.to_thread(
+                plan_load, path, self.gpu_layers_text(), n_ctx, self.threads.value())
             engine = await open_engine(
-                path, n_ctx=n_ctx, gpu_layers=self.gpu_layers_text(), threads=self.threads.value() or None,
+                path, n_ctx=n_ctx, gpu_layers=n_gpu, threads=threads,
                 into=self.local_engine, progress=lambda stage, f: self.progress.setValue(int(f * 1000)))
+            engine.info.offload_note = why
         except EngineError as exc:
-            self.state.setText(f"Could not load: {exc}")
+            self.state.setText(f"Could not load {Path(path).name}: {plain(exc)}")
             return False
         finally:
             self.progress.hide()
@@ -300,3 +316,18 @@ class ModelBar(QWidget):
         self.restart_btn.hide()
         if path:
             asyncio.ensure_future(self.load(path))
+
+
+def plan_load(path: str, gpu_layers: str, n_ctx: int, threads: int) -> tuple[int, str, int]:
+    """GPU layers (with the planner's reason) and threads for a load. Blocking (the GGUF header,
+    nvidia-smi for the free GPU memory): run it in a thread."""
+    from app.engine import hardware
+    from app.models import advisor, gguf_file
+
+    cores = hardware.bound_threads(threads, advisor.detected_hardware())  # the cores do not change
+    try:
+        info = gguf_file.inspect(path)
+    except gguf_file.GGUFError:
+        return 0, "", cores   # open_engine reports the bad file in its own words
+    n_gpu, why = hardware.resolve_gpu_layers(gpu_layers, info, n_ctx)  # free GPU memory: asked now
+    return n_gpu, why, cores

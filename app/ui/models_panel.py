@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.models import advisor, catalog, download, gguf_file, local
+from app.plain_words import plain
 from app.ui.jobs import JobRefused
 
 COLUMNS = ["Model file", "Quant", "Size", "Speed here", "Fit here", "RAM", "VRAM", "HumanEval",
@@ -126,9 +127,10 @@ class ModelsPanel(QWidget):
         return rec.file.id if rec and rec.file else None
 
     def refresh_local(self, models=None) -> None:
-        """`models`: a scan already made (the startup job's); otherwise scan now."""
+        """`models`: a scan already made; otherwise the window's last scan (no scan here: GGUF
+        headers are read off the GUI thread, by `window.rescan_models()`)."""
         if models is None:
-            models = local.all_models()
+            models = self.window.local_models or []
         self.local_table.setRowCount(len(models))
         for r, m in enumerate(models):
             for c, text in enumerate([m.path, f"{m.size_bytes / 1e9:.2f} GB", m.repo or m.source,
@@ -166,9 +168,9 @@ class ModelsPanel(QWidget):
             path = await asyncio.to_thread(download.Downloader(remote, cancel=job.cancel_event,
                                                                progress=progress).run)
             self.progress_label.setText(f"Downloaded and verified: {path}")
-            self.window.model_bar.refresh_models()
+            await self.window.rescan_models()
         except download.DownloadError as exc:
-            self.progress_label.setText(str(exc))
+            self.progress_label.setText(f"Download failed: {plain(exc)}")
         finally:
             self.cancel_btn.setEnabled(bool(self.window.jobs.running("download")[1:]))
             self.refresh()
@@ -198,9 +200,8 @@ class ModelsPanel(QWidget):
                 m = await asyncio.to_thread(local.import_model, path)
                 self.progress_label.setText(f"Imported {m.name}")
             except (gguf_file.GGUFError, ValueError, OSError) as exc:
-                self.progress_label.setText(f"Import failed: {exc}")
-            self.refresh_local()
-            self.window.model_bar.refresh_models()
+                self.progress_label.setText(f"Import failed: {plain(exc)}")
+            await self.window.rescan_models()
 
         try:
             return self.window.jobs.start("import", path, path, work)
@@ -218,9 +219,8 @@ class ModelsPanel(QWidget):
         try:
             local.delete_model(path)
         except (ValueError, OSError) as exc:
-            QMessageBox.warning(self, "Delete", str(exc))
-        self.refresh_local()
-        self.window.model_bar.refresh_models()
+            QMessageBox.warning(self, "Delete", f"Could not delete {path}: {plain(exc)}")
+        asyncio.ensure_future(self.window.rescan_models())
 
 
 def catalog_source(f) -> str:
