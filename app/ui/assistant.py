@@ -9,7 +9,7 @@ import html
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QTextBrowser, QVBoxLayout,
+from PySide6.QtWidgets import (QGridLayout, QLabel, QPushButton, QSplitter, QTextBrowser, QVBoxLayout,
                                QWidget)
 
 from app import assist
@@ -48,6 +48,7 @@ class AssistantPanel(QWidget):
         self.diff.applied.connect(lambda _: self._note_last("Applied to the editor."))
         self.diff.discarded.connect(lambda: self._note_last("Discarded."))
         self.stats = QLabel("")
+        self.stats.setWordWrap(True)   # a long line of figures must not widen the dock
         self.ask_btn = QPushButton("Ask")
         self.complete_btn = QPushButton("Complete")
         self.edit_btn = QPushButton("Edit selection")
@@ -57,15 +58,17 @@ class AssistantPanel(QWidget):
         self.ask_btn.setToolTip("Enter or Ctrl+Enter in the prompt box; Ctrl+Shift+Enter anywhere")
         self.complete_btn.setToolTip("Ctrl+Enter in the editor: complete at the cursor (Tab accepts, Esc discards)")
         self.edit_btn.setToolTip("Ctrl+E: rewrite the selection as the prompt says, shown as a diff")
-        self.stop_btn.setToolTip("Esc")
+        self.stop_btn.setToolTip("Stop the answer being written (Esc)")
         self.regen_btn.setToolTip("Ask the last question again, replacing its answer")
         self.clear_btn.setToolTip("Clear this file's conversation")
-        buttons = QHBoxLayout()
-        for b, slot in ((self.ask_btn, self.ask), (self.complete_btn, self.complete),
-                        (self.edit_btn, self.edit_selection), (self.stop_btn, self.stop),
-                        (self.regen_btn, self.regenerate), (self.clear_btn, self.clear)):
+        # two rows of three (what to ask for; what to do with the answer): in one row of six the
+        # dock was wider than the editor at 1280 px
+        buttons = QGridLayout()
+        for i, (b, slot) in enumerate(((self.ask_btn, self.ask), (self.edit_btn, self.edit_selection),
+                                       (self.complete_btn, self.complete), (self.stop_btn, self.stop),
+                                       (self.regen_btn, self.regenerate), (self.clear_btn, self.clear))):
             b.clicked.connect(slot)
-            buttons.addWidget(b)
+            buttons.addWidget(b, i // 3, i % 3)
         self.stop_btn.setEnabled(False)
         self.split = split = QSplitter(Qt.Vertical)
         split.addWidget(self.view)

@@ -89,7 +89,7 @@ class BenchPanel(QWidget):
         self.table.itemSelectionChanged.connect(self._show_selected)
         self.detail = QTextBrowser()
         self.chart = BenchChart()
-        self.chart.setMinimumHeight(300)
+        self.chart.setMinimumHeight(220)   # with the tables above it the panel fits 1280x800
         self.past = QListWidget()
         self.past.itemSelectionChanged.connect(self._draw_chart)
         left = QWidget()
@@ -101,11 +101,16 @@ class BenchPanel(QWidget):
         ll.addWidget(self.sandbox_note)
         ll.addWidget(QLabel("Past runs (select to compare):"))
         ll.addWidget(self.past)
+        # the tasks beside the selected task's details, the chart below both: stacked three high
+        # the panel made the window taller than 800 px
+        tasks = QSplitter()
+        tasks.addWidget(self.table)
+        tasks.addWidget(self.detail)
+        tasks.setSizes([360, 360])
         right = QSplitter(Qt.Vertical)
-        right.addWidget(self.table)
-        right.addWidget(self.detail)
+        right.addWidget(tasks)
         right.addWidget(self.chart)
-        right.setSizes([180, 120, 360])
+        right.setSizes([160, 360])
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(right)
@@ -158,9 +163,9 @@ class BenchPanel(QWidget):
                 await asyncio.to_thread(check_same_model, saved, engine.info.path)
             settings = saved if saved is not None else self._new_settings()
             proto = resolve_protocol(settings, name)
-            problems = he.load_problems(settings.get("problems"),
-                                        settings["tasks"].split(",") if settings.get("tasks") else None,
-                                        settings.get("limit"))
+            problems = await asyncio.to_thread(  # a file read: off the GUI thread
+                he.load_problems, settings.get("problems"),
+                settings["tasks"].split(",") if settings.get("tasks") else None, settings.get("limit"))
             self.problems.update({p["task_id"]: p for p in problems})
             note = {}
             if settings.get("exclude_contaminated"):  # only the tasks the report found clean
