@@ -192,6 +192,9 @@ class AssistantPanel(QWidget):
         if at_end:
             bar.setValue(bar.maximum())
 
+    def theme_changed(self) -> None:
+        self.restyle()
+
     def restyle(self) -> None:
         """The theme changed: render the conversation (and an open diff) in the new colours."""
         self._render()

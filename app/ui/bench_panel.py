@@ -250,6 +250,11 @@ class BenchPanel(QWidget):
             + "<p><b>Prompt</b></p>" + highlight(problem["prompt"], PythonLexer(), fmt)
             + "<p><b>Completion</b></p>" + highlight(row["completion"] or " ", PythonLexer(), fmt))
 
+    def theme_changed(self) -> None:
+        """The chart paints with the palette; the task details are HTML in the old style."""
+        self.chart.update()
+        self._show_selected()
+
     # --- chart, past runs, export, resume -------------------------------------------------------
     def refresh_past(self) -> None:
         self.past.clear()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QMessageBox, QProgressBar, QPushButton, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -119,8 +118,11 @@ class ModelsPanel(QWidget):
                 self.table.setItem(r, c, item)
             if ask.file and ask.file.id == f.id:
                 self.table.selectRow(r)
-        self.chart.draw(files, advice, self.palette().color(QPalette.Window).lightness() < 128)
+        self.chart.draw(files, advice)
         self.refresh_local(local_models)
+
+    def theme_changed(self) -> None:
+        self.chart.restyle()
 
     def recommended_id(self) -> str | None:
         rec = self.window.advice.ask if self.window.advice else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCharts import QChart, QChartView, QLogValueAxis, QScatterSeries, QValueAxis
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette
 
 from app.models import advisor
 
@@ -20,10 +20,24 @@ class SpeedChart(QChartView):
         self.setMinimumWidth(420)
         self.points: dict[str, tuple[float, float]] = {}
         self.marked: list[str] = []
+        self._drawn = None
 
-    def draw(self, files, advice, dark: bool = False) -> None:
+    def restyle(self) -> None:
+        """The theme changed: draw the same points in the new palette's colours."""
+        if self._drawn is not None:
+            self.draw(*self._drawn)
+
+    def draw(self, files, advice, dark: bool | None = None) -> None:
+        """`dark`: None follows the palette in use (the theme can change later: `restyle`)."""
+        self._drawn = (files, advice)
+        pal = QGuiApplication.palette()   # the widget's own copy is updated only later
+        if dark is None:
+            dark = pal.color(QPalette.Window).lightness() < 128
         chart = QChart()
         chart.setTheme(QChart.ChartThemeDark if dark else QChart.ChartThemeLight)
+        # the panel's own colours, not the chart theme's (its dark is blue-grey, its light white)
+        chart.setBackgroundBrush(pal.color(QPalette.Base))
+        chart.setTitleBrush(pal.color(QPalette.WindowText))
         chart.setTitle("Published HumanEval % against speed here")
         chart.setMargins(chart.margins() * 0)
         series = {k: QScatterSeries() for k in ("slow", "chat", "base", "rec")}
@@ -69,5 +83,11 @@ class SpeedChart(QChartView):
             s.attachAxis(ax)
             s.attachAxis(ay)
         chart.legend().setAlignment(Qt.AlignBottom)
+        chart.legend().setLabelColor(pal.color(QPalette.WindowText))
+        for axis in (ax, ay):
+            axis.setLabelsColor(pal.color(QPalette.WindowText))
+            axis.setTitleBrush(pal.color(QPalette.WindowText))
+            axis.setGridLineColor(pal.color(QPalette.Mid))
+        self.setBackgroundBrush(pal.color(QPalette.Base))
         self.setChart(chart)
         self.setToolTip("\n".join(f"★ {r.reason}" for r in (advice.ask, advice.complete) if r.file))
