@@ -1,6 +1,8 @@
 """One suggestion at the cursor, from the text to what the editor shows.
 
     completer = Completer(engine, FimTokens.from_dict(info.fim_tokens))
+    # no FIM tokens known, but the engine lays out infill itself (llama-server's /infill):
+    # the prompt's parts go to engine.infill instead (completer.server_infill)
     spot = completer.spot(text, pos, "a.py")
     shown = completer.cached(spot)            # type-through / cache: no request
     result = await completer.complete(spot)   # the engine; stops at the block's end
@@ -75,12 +77,21 @@ class Completer:
         self.n_prefix = n_prefix
         self.n_suffix = n_suffix
 
+    @property
+    def server_infill(self) -> bool:
+        """Our own FIM layout when the model's tokens are known, else the engine's where it has
+        one; otherwise prefix-only."""
+        return not self.tokens.infill and self.engine.capabilities.infill_endpoint
+
     def spot(self, text: str, pos: int, filename: str = "") -> Spot:
         prefix, suffix, cursor_line, line_suffix, next_lines = local_window(
             text, pos, self.n_prefix, self.n_suffix)
         context = self.ring.context(exclude_text=prefix + suffix)
-        prompt = fim.build(self.tokens, prefix, suffix if self.tokens.infill else "", context,
-                           filename)
+        if self.server_infill:
+            prompt = fim.for_server(prefix, cursor_line, suffix, context)
+        else:
+            prompt = fim.build(self.tokens, prefix, suffix if self.tokens.infill else "", context,
+                               filename)
         return Spot(prefix, suffix, cursor_line, line_suffix, next_lines, prompt, filename)
 
     def cached(self, spot: Spot) -> str | None:
@@ -101,11 +112,16 @@ class Completer:
         here, and the first keystroke should find the prompt cached."""
         params = self.params(spot)
         params.max_tokens = 1
-        return self.engine.generate(spot.prompt.text, params)
+        return self._send(spot, params)
 
     def start(self, spot: Spot):
         """Send the request; returns the engine's Generation (cancel() it to drop it)."""
-        return self.engine.generate(spot.prompt.text, self.params(spot))
+        return self._send(spot, self.params(spot))
+
+    def _send(self, spot: Spot, params: GenerateParams):
+        if spot.prompt.server is not None:
+            return self.engine.infill(**spot.prompt.server, params=params)
+        return self.engine.generate(spot.prompt.text, params)
 
     async def finish(self, spot: Spot, gen, t0: float | None = None, on_text=None) -> Result:
         """Read the stream, showing what is known so far (`on_text`), stop it where the block

@@ -12,6 +12,8 @@ never the file name:
   layout, one `file_sep` section per context chunk, then the current file with the FIM tokens.
 - No infill tokens (SmolLM2, Gemma, Phind-CodeLlama-34B): the text before the cursor only;
   the suffix then serves only to trim what the model repeats (trim.trim_overlap).
+- A server that lays out infill itself (llama-server's `/infill`, which knows its model's FIM
+  tokens while we know none): the parts go to it as they are (`for_server`).
 
 Order for the cache: context first (changes rarely), then the prefix; with infill tokens the
 suffix (a few lines) and the middle token come after it, so a keystroke at the end of the
@@ -61,11 +63,15 @@ class Chunk:
     text: str
 
 
+SERVER = "server-infill"
+
+
 @dataclass
 class FimPrompt:
     text: str
     stop: list[str] = field(default_factory=list)
     family: str = "prefix-only"
+    server: dict | None = None  # Engine.infill's arguments, for the SERVER family (text is "")
 
 
 def build(tokens: FimTokens, prefix: str, suffix: str, context: list[Chunk] = (),
@@ -96,6 +102,19 @@ def build(tokens: FimTokens, prefix: str, suffix: str, context: list[Chunk] = ()
     else:
         head = "".join(f"{SNIPPET}{c.text}" for c in context) + (SNIPPET if context else "")
     return FimPrompt(f"{head}{t.pre}{prefix}{t.suf}{suffix}{t.mid}", stops, family)
+
+
+def for_server(prefix: str, cursor_line: str, suffix: str, context: list[Chunk] = ()) -> FimPrompt:
+    """The parts for an engine's own infill layout. The cursor's line goes apart as `prompt`
+    (as llama.vim sends it): the server tokenizes it on its own, so typing never changes how the
+    lines above tokenize, and their cached tokens stay valid."""
+    if cursor_line and prefix.endswith(cursor_line):
+        above, line = prefix[:-len(cursor_line)], cursor_line
+    else:
+        above, line = prefix, ""
+    return FimPrompt("", [], SERVER, {
+        "prefix": above, "suffix": suffix, "prompt": line,
+        "extra": [{"filename": c.filename, "text": c.text} for c in context]})
 
 
 def from_server_props(props: dict) -> FimTokens:

@@ -79,6 +79,9 @@ class Capabilities:
     chat_template: str | None
     n_ctx: int
     parallel_slots: int
+    # The engine lays out fill-in-the-middle itself from prefix, suffix and context chunks
+    # (llama-server's /infill knows its model's FIM tokens; a server reports none to us).
+    infill_endpoint: bool = False
 
 
 @dataclass
@@ -172,6 +175,13 @@ class Engine(abc.ABC):
     def generate(self, prompt: str, params: GenerateParams | None = None,
                  on_progress: Callable[[str, float], None] | None = None) -> Generation:
         """Queue one completion of `prompt` (already in the model's prompt format)."""
+
+    def infill(self, prefix: str, suffix: str, *, extra: list[dict] = (), prompt: str = "",
+               params: GenerateParams | None = None) -> Generation:
+        """Fill in the middle, the engine laying out the prompt (only where
+        `capabilities.infill_endpoint`). `extra`: [{"filename", "text"}] context chunks;
+        `prompt`: the cursor's line before the cursor, kept apart from `prefix`."""
+        raise EngineError("this engine takes only finished prompts (no infill endpoint)")
 
     @abc.abstractmethod
     def cancel(self, *, queued: bool = False) -> None:

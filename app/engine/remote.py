@@ -29,6 +29,11 @@ from app.engine.base import (BadSource, Capabilities, Engine, EngineError, Gener
 from app.engine.protocol import GenerateParams
 
 
+INFILL = "/infill"
+# llama-server's stop_type -> the finish_reason OpenAI's stream (and our stats) use
+NATIVE_FINISH = {"eos": "stop", "word": "stop", "limit": "length"}
+
+
 class ServerUnreachable(EngineError):
     exit_code = 1
 
@@ -253,7 +258,8 @@ class RemoteEngine(Engine):
         return Capabilities(infill=bool(self.endpoints.get("infill")),
                             tokenize=bool(self.endpoints.get("tokenize")),
                             chat_template=info.chat_template if info else None,
-                            n_ctx=info.n_ctx if info else 0, parallel_slots=self.parallel_slots)
+                            n_ctx=info.n_ctx if info else 0, parallel_slots=self.parallel_slots,
+                            infill_endpoint=bool(self.endpoints.get("infill")))
 
     def describe(self) -> list[tuple[str, str]]:
         """Rows for `doctor` and the model bar's tooltip."""
@@ -281,6 +287,17 @@ class RemoteEngine(Engine):
         params = params or GenerateParams()
         return self._start(prompt, params, "/v1/completions", {"prompt": prompt})
 
+    def infill(self, prefix: str, suffix: str, *, extra: list[dict] = (), prompt: str = "",
+               params: GenerateParams | None = None) -> Generation:
+        """Fill in the middle through llama-server's /infill, which lays the prompt out with its
+        model's own FIM tokens and `extra` as file chunks (as llama.vim sends its ring)."""
+        if not self.endpoints.get("infill"):
+            raise EngineError(f"the server at {self.url} has no /infill (or its model no FIM tokens)")
+        params = params or GenerateParams()
+        body = {"input_prefix": prefix, "input_suffix": suffix, "prompt": prompt,
+                "input_extra": [{"filename": c.get("filename") or "", "text": c["text"]} for c in extra]}
+        return self._start(prefix + prompt, params, INFILL, body)
+
     def chat_remote(self, messages: list[dict], params: GenerateParams | None = None) -> Generation:
         """A chat turn in the server's chat format (for a server that does not show its template)."""
         params = params or GenerateParams()
@@ -301,11 +318,17 @@ class RemoteEngine(Engine):
         gen._task.add_done_callback(finished)
         return gen
 
-    def _body(self, params: GenerateParams, body: dict) -> dict:
-        out = {"model": self.api_model, "stream": True, "stream_options": {"include_usage": True},
-               "max_tokens": params.max_tokens, "temperature": max(0.0, params.temperature),
-               "top_p": params.top_p, "top_k": params.top_k, "min_p": params.min_p,
-               "repeat_penalty": params.repeat_penalty, **body}
+    def _body(self, params: GenerateParams, body: dict, path: str) -> dict:
+        if path == INFILL:  # llama-server's own request format, not OpenAI's
+            out = {"stream": True, "cache_prompt": True, "n_predict": params.max_tokens,
+                   "temperature": max(0.0, params.temperature), "top_p": params.top_p,
+                   "top_k": params.top_k, "min_p": params.min_p,
+                   "repeat_penalty": params.repeat_penalty, **body}
+        else:
+            out = {"model": self.api_model, "stream": True, "stream_options": {"include_usage": True},
+                   "max_tokens": params.max_tokens, "temperature": max(0.0, params.temperature),
+                   "top_p": params.top_p, "top_k": params.top_k, "min_p": params.min_p,
+                   "repeat_penalty": params.repeat_penalty, **body}
         if params.stop:
             out["stop"] = params.stop
         if params.seed is not None:
@@ -328,7 +351,7 @@ class RemoteEngine(Engine):
                 raise EngineError("not connected to a server")
             self._pending.remove(gen)
             self._running.add(gen)
-            await self._stream(gen, path, self._body(gen.params, body))
+            await self._stream(gen, path, self._body(gen.params, body, path))
         except asyncio.CancelledError:
             gen.stats = cancelled_stats()
         except EngineError as exc:
@@ -365,10 +388,14 @@ class RemoteEngine(Engine):
                 if r.status_code != 200:
                     text = (await r.aread()).decode("utf-8", "replace")
                     raise self._status_error(r.status_code, text, r.headers)
-                await self._read_events(gen, r, t_sent, chat=path.endswith("chat/completions"))
+                await self._read_events(gen, r, t_sent, chat=path.endswith("chat/completions"),
+                                        native=path == INFILL)
                 return
 
-    async def _read_events(self, gen: Generation, r: httpx.Response, t_sent: float, chat: bool) -> None:
+    async def _read_events(self, gen: Generation, r: httpx.Response, t_sent: float, chat: bool,
+                           native: bool = False) -> None:
+        """OpenAI's event stream, or (`native`) llama-server's own: `content` per event, the
+        last one with `stop: true`, `stop_type` and `timings`, and no [DONE]."""
         t_first = None
         finish, usage, timings, n_chunks, done = None, {}, {}, 0, False
         lines = r.aiter_lines()
@@ -395,6 +422,18 @@ class RemoteEngine(Engine):
                     raise EngineError(f"the server at {self.url} failed: {self._scrub(str(msg))}")
                 usage = ev.get("usage") or usage
                 timings = ev.get("timings") or timings
+                if native:
+                    text = ev.get("content")
+                    if isinstance(text, str) and text:
+                        if t_first is None:
+                            t_first = time.perf_counter()
+                        n_chunks += 1
+                        gen._emit(text)
+                    if ev.get("stop") is True:
+                        finish = NATIVE_FINISH.get(ev.get("stop_type"), "stop")
+                        done = True
+                        break
+                    continue
                 for choice in ev.get("choices") or []:
                     text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
                     if text:
