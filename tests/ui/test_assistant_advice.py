@@ -8,11 +8,10 @@ import pytest
 
 from app.engine import hardware
 from app.engine.client import EngineClient
-from app.engine.protocol import GenerateParams
 from app.models import advisor, gguf_file, speed
 from tests.ui.conftest import until
 
-ROUNDS = 3
+ROUNDS = 5   # the median of five: two rounds hit by someone else's burst still pass
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +21,11 @@ def gemma():
     return g.assemble()
 
 
-async def measured_tps(engine) -> float:
-    gen = engine.generate("Write a long story about a robot who learns to paint.",
-                          GenerateParams(max_tokens=32, temperature=0.0))
-    await gen.result()
-    return gen.stats.tokens_per_s
+async def measured_tps(engine, path) -> float:
+    """The speed as the app measures it (same prompt, same length, median of its rounds), so
+    that prediction and measurement differ only in what the prediction must get right."""
+    # probe given: only the generation's speed is wanted here, not the memory probe's
+    return (await speed.measure(engine, path.stat().st_size, probe=1.0)).measured_tps
 
 
 def test_predictions_match_measured_speeds_and_every_screen_names_the_same_file(gui, smollm, gemma):
@@ -44,15 +43,18 @@ def test_predictions_match_measured_speeds_and_every_screen_names_the_same_file(
         try:
             await other.load(str(gemma), n_ctx=1024, n_gpu_layers=0,
                              n_threads=hardware.detect().default_threads)
+            await measured_tps(other, gemma)   # warm-up: the first pass pages the weights in
             # This machine is shared: each round measures it as the app does, then both models
-            # right after, so that load from elsewhere hits the prediction and the speeds alike.
+            # right after (in turn first, so that load arriving or leaving mid-round hits both
+            # alike), and the verdict is the median over the rounds.
             for i in range(ROUNDS):
                 here = w.advice.machine.speed if i == 0 else await speed.measure(
                     w.engine, smollm.stat().st_size)
-                for path, engine in ((smollm, w.engine), (gemma, other)):
+                pairs = ((smollm, w.engine), (gemma, other))
+                for path, engine in pairs if i % 2 == 0 else pairs[::-1]:
                     predicted = advisor.predict_tps(path.stat().st_size, None, here,
                                                     gguf_file.inspect(path).n_layers)
-                    ratios[path].append(predicted / await measured_tps(engine))
+                    ratios[path].append(predicted / await measured_tps(engine, path))
         finally:
             await other.close()
         return ratios
