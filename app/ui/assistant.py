@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QGridLayout, QLabel, QPushButton, QSplitter, QTex
                                QWidget)
 
 from app import assist
+from app.plain_words import plain
 from app.engine.client import EngineCrashed, EngineError
 from app.engine.protocol import GenerateParams
 from app.ui.diff_view import DiffView, SelectionGuard
@@ -21,6 +22,7 @@ from app.ui.transcript import History, Turn, render_answer, render_turn
 
 
 FAILED = "The request failed; see below."
+NO_MODEL = "Load a model first (model bar at the top)."
 
 
 class AssistantPanel(QWidget):
@@ -99,9 +101,13 @@ class AssistantPanel(QWidget):
     def busy(self) -> bool:
         return self.generation is not None and not self.generation.done
 
+    def model_available(self) -> None:
+        if self.notice == NO_MODEL:
+            self.show_message("")
+
     def _ready(self) -> bool:
         if self.engine.info is None:
-            self.show_message("Load a model first (model bar at the top).")
+            self.show_message(NO_MODEL)
             return False
         return not self.busy()
 
@@ -139,12 +145,12 @@ class AssistantPanel(QWidget):
                 text += chunk
                 on_text(text)
         except EngineCrashed as exc:
-            self.show_message(f"The engine stopped: {exc}. Your text is unchanged; the next "
+            self.show_message(f"The engine stopped: {plain(exc)}. Your text is unchanged; the next "
                               f"request starts it again.")
             self.window.engine_crashed(str(exc))
             return None
         except EngineError as exc:
-            self.show_message(f"The request failed: {exc}")
+            self.show_message(f"The request failed: {plain(exc)}")
             return None
         finally:
             self._set_busy(False)

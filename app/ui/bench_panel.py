@@ -22,10 +22,13 @@ from app.bench import references
 from app.bench.run_folder import SETTINGS, RunFolder, RunFolderError
 from app.bench.runner import HumanEvalRun, check_same_model, model_identity, resolve_protocol
 from app.bench.sandbox import Sandbox
+from app.plain_words import plain
 from app.ui.bench_chart import BenchChart, Row, wilson
 from app.ui.jobs import JobRefused
 
 
+NO_MODEL = "Load a model first."
+FIRST_HINT = "Load a model, then Start. The canonical solutions pass 164/164."
 CHART_REFERENCES = {"Phind-CodeLlama-34B-v2", "Phind-CodeLlama-34B-Python-v1", "Phind-CodeLlama-34B-v1",
                     "GPT-4", "Code Llama - Python 34B", "Code Llama 34B", "GPT-3.5",
                     "Code Llama - Instruct 13B", "Code Llama - Instruct 7B"}
@@ -74,7 +77,7 @@ class BenchPanel(QWidget):
         for b in (self.start_btn, self.stop_btn, self.resume_btn, self.export_btn):
             buttons.addWidget(b)
         self.progress = QProgressBar()
-        self.status = QLabel("Load a model, then Start. The canonical solutions pass 164/164.")
+        self.status = QLabel(FIRST_HINT)
         self.status.setWordWrap(True)
         self.sandbox_note = QLabel("")
         self.sandbox_note.setWordWrap(True)
@@ -124,7 +127,7 @@ class BenchPanel(QWidget):
         """A new run from the form, or (with `saved`, a run's run.json) the resume of that run."""
         engine = self.window.engine
         if engine.info is None:
-            self.status.setText("Load a model first.")
+            self.status.setText(NO_MODEL)
             return
         if self.run is not None:
             return
@@ -133,6 +136,13 @@ class BenchPanel(QWidget):
                                    lambda job: self._run(out_dir, saved), on_cancel=self.stop)
         except JobRefused as exc:
             self.status.setText(str(exc))
+
+    def model_available(self) -> None:
+        """A hint to load a model is not true any more: say what Start will do."""
+        info = self.window.engine.info
+        if self.run is None and info is not None and self.status.text() in (NO_MODEL, FIRST_HINT):
+            self.status.setText(f"Start runs the self-test on {Path(info.path).name if info.path else info.name}. "
+                                f"The canonical solutions pass 164/164.")
 
     def _new_settings(self) -> dict:
         info = self.window.engine.info
@@ -197,9 +207,9 @@ class BenchPanel(QWidget):
                                 f"({summary['passed']}/{summary['samples']}), {summary.get('tokens_per_s') or 0} tok/s, "
                                 f"{summary['wall_s']:.0f} s. Results in {out}")
         except RunFolderError as exc:  # busy folder, another model file, a damaged log
-            self.status.setText(f"Cannot run: {exc}")
+            self.status.setText(f"Cannot run: {plain(exc)}")
         except Exception as exc:  # the engine died, the sandbox failed: say so, keep the window
-            self.status.setText(f"The run stopped: {exc}. Resume continues from the results folder {out}.")
+            self.status.setText(f"The run stopped: {plain(exc)}. Resume continues from the results folder {out}.")
         finally:
             if sandbox is not None:
                 await sandbox.close()
@@ -287,7 +297,11 @@ class BenchPanel(QWidget):
         folder = self._selected_run("Select a past run to export.")
         dest = QFileDialog.getExistingDirectory(self, "Export run to") if folder else ""
         if dest:
-            shutil.copytree(folder, Path(dest) / folder.name, dirs_exist_ok=True)
+            try:
+                shutil.copytree(folder, Path(dest) / folder.name, dirs_exist_ok=True)
+            except OSError as exc:
+                self.status.setText(f"Could not export to {dest}: {plain(exc)}")
+                return
             self.status.setText(f"Exported to {Path(dest) / folder.name}")
 
     def _resume(self) -> None:
@@ -297,7 +311,7 @@ class BenchPanel(QWidget):
         try:
             saved = RunFolder(folder).read_settings()
         except RunFolderError as exc:
-            self.status.setText(f"Cannot resume: {exc}")
+            self.status.setText(f"Cannot resume: {plain(exc)}")
             return
         if saved.get("canonical") or saved.get("evaluate") or saved.get("exclude_contaminated"):
             self.status.setText(f"This run scores given samples or a filtered task list; resume it with "

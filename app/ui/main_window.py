@@ -236,6 +236,7 @@ class MainWindow(QMainWindow):
             self.status_ctx.setText("")
         elif gen is not None and not gen.done:
             self.status_speed.setText("… tok/s")   # not the previous request's figures
+            self.status_ctx.setText(f"context …/{info.n_ctx:,}")
         elif st is not None:
             self.status_speed.setText(f"{st.tokens_per_s:.1f} tok/s")
             self.status_ctx.setText(f"context {st.prompt_tokens + st.completion_tokens:,}/{info.n_ctx:,}")
@@ -410,8 +411,17 @@ class MainWindow(QMainWindow):
             self.status_engine.setText(f"Engine: {state}")
             self.status_engine.setToolTip(detail)
         self.statusBar().showMessage(f"Engine: {state}" + (f" — {detail}" if detail else ""))
-        if state == "ready" and getattr(self, "jobs", None) is not None:
-            self.measure_if_new()
+        if state == "ready":
+            self.model_available()
+            if getattr(self, "jobs", None) is not None:
+                self.measure_if_new()
+
+    def model_available(self) -> None:
+        """A model can answer now: hints that asked for one are no longer true."""
+        for panel in ("assistant", "bench_panel"):
+            forget = getattr(getattr(self, panel, None), "model_available", None)
+            if forget is not None:
+                forget()
 
     # --- job registry, welcome page, advice (one source for toolbar, welcome and Models) --------
     def _install_jobs_and_welcome(self) -> None:

@@ -191,7 +191,7 @@ class ModelBar(QWidget):
             await engine.connect()
         except EngineError as exc:
             await engine.close()
-            self.state.setText(f"Could not connect: {exc}")
+            self.state.setText(f"Could not connect: {plain(exc)}")
             self.restart_btn.setText("Reconnect")
             self.restart_btn.show()
             return False
@@ -202,6 +202,7 @@ class ModelBar(QWidget):
         self.state.setText(f"{engine.api_model} @ {engine.url} · ctx {engine.info.n_ctx or '?'} · "
                            f"{engine.parallel_slots} slot(s) · {engine.latency_s * 1000:.0f} ms")
         self.state.setToolTip("\n".join(f"{k}: {v}" for k, v in engine.describe()))
+        self.window.model_available()
         return True
 
     async def disconnect_server(self) -> None:
@@ -211,10 +212,11 @@ class ModelBar(QWidget):
             await engine.close()
             self.load_btn.setText("Connect" if self.server_entry() else "Load")
             self.state.setText("Not connected")
+            self.state.setToolTip("")
 
     def _remote_state(self, state: str, detail: str) -> None:
         if state == "lost":  # the editor keeps its text; one click reconnects
-            self.state.setText(f"Server lost: {detail}")
+            self.state.setText(f"Server lost: {plain(detail)}")
             self.restart_btn.setText("Reconnect")
             self.restart_btn.show()
 
@@ -236,7 +238,11 @@ class ModelBar(QWidget):
             url = await server.start()
         except OSError:  # the port is taken: any free one
             server = Server(self.window.engine, "127.0.0.1", 0)
-            url = await server.start()
+            try:
+                url = await server.start()
+            except OSError as exc:
+                self.state.setText(f"Could not serve the model: {plain(exc)}")
+                return None
         self.served = server
         self.serve_btn.setText("Stop serving")
         self.serve_btn.setToolTip(f"Serving at {url}")
@@ -300,9 +306,10 @@ class ModelBar(QWidget):
         await self.window.engine.unload()
         self.load_btn.setText("Load")
         self.state.setText("No model loaded")
+        self.state.setToolTip("")   # the unloaded model's offload plan
 
     def crashed(self, message: str) -> None:
-        self.state.setText(f"Engine stopped: {message}")
+        self.state.setText(f"Engine stopped: {plain(message)}")
         self.restart_btn.show()
 
     def restart(self) -> None:
