@@ -183,6 +183,17 @@ def files() -> list[CatalogFile]:
     return out
 
 
+def infill_mark(f: CatalogFile, cache=None) -> bool:
+    """Whether `f` can fill in the middle: what its model family is known for until the file is
+    downloaded, then what the file's own tokenizer metadata declares (a re-packaged GGUF may
+    lack the tokens its family has)."""
+    from app.models import download, local
+
+    path = download.cached_path(f.repo, f.filename, cache=cache)
+    found = local.file_infill(path) if path is not None else None
+    return f.infill if found is None else found
+
+
 def find(file_id: str) -> CatalogFile:
     for f in files():
         if f.id.lower() == file_id.lower():

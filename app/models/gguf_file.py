@@ -27,6 +27,31 @@ _SCALARS = {  # GGUFValueType -> struct format
 }
 _STRING, _ARRAY = 8, 9
 
+# Fill-in-the-middle tokens, found as llama.cpp finds them (llama-vocab.cpp): the id under the
+# role's metadata key (the newer fim_* key, then the older name), else a token whose text is
+# one the model families use. A model has infill when prefix, suffix and middle are all found.
+FIM_ID_KEYS = {
+    "pre": ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"),
+    "suf": ("tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id"),
+    "mid": ("tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id"),
+    "pad": ("tokenizer.ggml.fim_pad_token_id",),
+    "rep": ("tokenizer.ggml.fim_rep_token_id",),
+    "sep": ("tokenizer.ggml.fim_sep_token_id",),
+}
+FIM_TEXTS = {
+    "pre": ("<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
+            "<|code_prefix|>"),
+    "suf": ("<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
+            "<|code_suffix|>"),
+    "mid": ("<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
+            "<|code_middle|>"),
+    "pad": ("<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"),
+    "rep": ("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"),
+    "sep": ("<|file_sep|>",),
+}
+_FIM_TEXT_BYTES = frozenset(t.encode() for texts in FIM_TEXTS.values() for t in texts)
+_FIM_TEXT_MAX = max(len(t) for t in _FIM_TEXT_BYTES)
+
 
 class GGUFError(ValueError):
     """The file is not a complete, well-formed GGUF model. The message is one line for the user."""
@@ -56,6 +81,30 @@ class GGUFInfo:
     key_length: int = 0
     value_length: int = 0
     metadata: dict = field(default_factory=dict)  # scalars and short strings only
+    fim_texts: dict = field(default_factory=dict)  # FIM_TEXTS text -> its id in the vocabulary
+
+    @property
+    def fim_token_ids(self) -> dict[str, int]:
+        """Infill role -> token id, as llama.cpp will use them."""
+        out = {}
+        for role, keys in FIM_ID_KEYS.items():
+            for key in keys:
+                v = self.metadata.get(key)
+                if (isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                        and (not self.vocab_size or v < self.vocab_size)):
+                    out[role] = v
+                    break
+            else:
+                found = [self.fim_texts[t] for t in FIM_TEXTS[role] if t in self.fim_texts]
+                if found:
+                    out[role] = min(found)
+        return out
+
+    @property
+    def infill(self) -> bool:
+        """The model can fill in the middle (what llama-server's /infill requires)."""
+        ids = self.fim_token_ids
+        return all(r in ids for r in ("pre", "suf", "mid"))
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -113,7 +162,9 @@ class _Reader:
             return None
         return self.read(n).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int, key: str):
+    def value(self, vtype: int, key: str, watch: dict | None = None):
+        """`watch`: for an array of strings, collects the index of each element that is one of
+        the FIM token texts (the rest are skipped unread, as always)."""
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype])
         if vtype == _STRING:
@@ -130,8 +181,14 @@ class _Reader:
             if etype in _SCALARS:
                 self.skip(count * elem_min)
             else:
-                for _ in range(count):
-                    self.skip(self.u64())
+                for i in range(count):
+                    n = self.u64()
+                    if watch is not None and n <= _FIM_TEXT_MAX:
+                        text = self.read(n)
+                        if text in _FIM_TEXT_BYTES:
+                            watch.setdefault(text.decode(), i)
+                    else:
+                        self.skip(n)
             return _ArrayInfo(etype, count)
         raise GGUFError(f"{self.label} has a corrupt header: key {key!r} has unknown value type {vtype}")
 
@@ -193,11 +250,12 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
                         f"(an incomplete download?)")
 
     meta: dict = {}
+    fim_texts: dict = {}
     for _ in range(n_kv):
         key = r.string(keep_limit=MAX_KEY_LEN)
         if key is None:
             raise GGUFError(f"{label} has a corrupt header: a metadata key is longer than {MAX_KEY_LEN} bytes")
-        meta[key] = r.value(r.u32(), key)
+        meta[key] = r.value(r.u32(), key, fim_texts if key == "tokenizer.ggml.tokens" else None)
 
     tensors = []
     for _ in range(n_tensors):
@@ -270,6 +328,7 @@ def _parse(r: _Reader, p: Path, size: int) -> GGUFInfo:
         key_length=arch_int("attention.key_length", head_dim),
         value_length=arch_int("attention.value_length", head_dim),
         metadata={k: v for k, v in meta.items() if not isinstance(v, _ArrayInfo) and k != "tokenizer.chat_template"},
+        fim_texts=fim_texts,
     )
     return info
 

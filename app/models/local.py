@@ -3,6 +3,7 @@ models folder. Partial downloads (`*.incomplete`) and files that fail the header
 listed as models."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class LocalModel:
     architecture: str = ""
     quantization: str = ""
     problem: str | None = None  # why it cannot be used, when it cannot
+    infill: bool = False        # fill-in-the-middle tokens in its tokenizer metadata
 
     @property
     def usable(self) -> bool:
@@ -32,13 +34,31 @@ def _describe(path: Path, source: str, repo: str | None) -> LocalModel:
     try:
         info = gguf_file.inspect(path)
         return LocalModel(str(path), path.name, info.file_size, source, repo, info.architecture,
-                          info.quantization)
+                          info.quantization, infill=info.infill)
     except (gguf_file.GGUFError, OSError) as exc:  # one bad file must not hide the others
         try:
             size = path.stat().st_size
         except OSError:
             size = 0
         return LocalModel(str(path), path.name, size, source, repo, problem=str(exc))
+
+
+def file_infill(path: str | Path) -> bool | None:
+    """Whether the GGUF at `path` declares fill-in-the-middle tokens; None when it cannot be
+    read. Remembered per file version: a table of catalog rows asks for each downloaded file."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return _file_infill(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_infill(path: str, size: int, mtime_ns: int) -> bool | None:
+    try:
+        return gguf_file.inspect(path).infill
+    except (gguf_file.GGUFError, OSError):
+        return None
 
 
 def hf_cache_models(cache: Path | None = None) -> list[LocalModel]:

@@ -41,10 +41,12 @@ def vocabulary(style: str) -> tuple[list[str], list[int], dict[str, int]]:
     return toks, types, ids
 
 
-def write(out: str, style: str = "qwen", seed: int = 0) -> str:
+def write(out: str, style: str = "qwen", seed: int = 0, ids: bool = True) -> str:
+    """`ids=False` leaves out the FIM token-id keys: llama.cpp then finds the tokens by their
+    text, as it does for older conversions (deepseek-coder's, Code Llama's)."""
     import gguf
 
-    toks, types, ids = vocabulary(style)
+    toks, types, fim_ids = vocabulary(style)
     vocab = len(toks)
     head_dim = N_EMBD // N_HEAD
     rng = np.random.default_rng(seed)
@@ -70,7 +72,7 @@ def write(out: str, style: str = "qwen", seed: int = 0) -> str:
     # The ids llama.cpp reads for infill (the older prefix/suffix/middle keys are read too).
     key = {"pre": "fim_pre", "suf": "fim_suf", "mid": "fim_mid", "pad": "fim_pad",
            "rep": "fim_rep", "sep": "fim_sep", "eot": "eot"}
-    for role, tid in ids.items():
+    for role, tid in (fim_ids.items() if ids else ()):
         w.add_uint32(f"tokenizer.ggml.{key[role]}_token_id", tid)
 
     def mat(name, rows, cols):
