@@ -54,6 +54,7 @@ class DecontamPanel(QWidget):
         self.run_btn.clicked.connect(self.start)
         self.cancel_btn.clicked.connect(self.stop)
         self.progress = QProgressBar(maximum=1000)
+        self.progress.hide()   # shown while a check runs: an empty bar reads as something stuck
         self.status = QLabel("Method of the GPT-4 Technical Report, Appendix C: three random "
                              "50-character substrings of each HumanEval prompt, letters and digits only.")
         self.status.setWordWrap(True)
@@ -61,8 +62,12 @@ class DecontamPanel(QWidget):
         self.flagged.currentItemChanged.connect(self._show)
         self.detail = QTextBrowser()
         top = QHBoxLayout()
+        top.addWidget(QLabel("Training data to check:"))
         for w in (add_files, add_dir, clear):
             top.addWidget(w)
+        top.addStretch(1)
+        self.inputs.setToolTip("Files and folders of training data (JSON lines, JSON, CSV, TSV, Parquet); "
+                               "Add files… or Add folder… puts them here")
         opts = QHBoxLayout()
         opts.addWidget(self.exhaustive)
         opts.addWidget(self.casefold)
@@ -114,6 +119,7 @@ class DecontamPanel(QWidget):
 
         self.status.setText("Reading the training files…")
         self.progress.setValue(0)
+        self.progress.show()
         try:
             problems = await self.window.humaneval_problems()
             self.report = await asyncio.to_thread(run_check, self.paths(), list(problems.values()),
@@ -138,6 +144,7 @@ class DecontamPanel(QWidget):
                     self.flagged.addItem(item)
         finally:
             self.cancel = None
+            self.progress.hide()
             self.run_btn.setEnabled(True)
             self.cancel_btn.setEnabled(False)
 
