@@ -83,6 +83,9 @@ class BenchPanel(QWidget):
         self.sandbox_note.setWordWrap(True)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Task", "Verdict", "Time (s)", "Tokens", "Error"])
+        # beside the details the table is narrow: the short columns take what they need, the
+        # error gets the rest (with fixed widths "Error" was cut to "Erro")
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.Stretch)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -91,6 +94,7 @@ class BenchPanel(QWidget):
         self.table.setWordWrap(False)
         self.table.itemSelectionChanged.connect(self._show_selected)
         self.detail = QTextBrowser()
+        self.detail.setPlaceholderText("Select a task to see its prompt and the model's completion.")
         self.chart = BenchChart()
         self.chart.setMinimumHeight(220)   # with the tables above it the panel fits 1280x800
         self.past = QListWidget()

@@ -55,7 +55,7 @@ class ModelsPanel(QWidget):
         from app.ui.speed_chart import SpeedChart
 
         self.chart = SpeedChart()
-        self.chart.setMinimumHeight(230)   # readable axes even in a short dock
+        self.chart.setMinimumHeight(180)   # readable axes in a short dock; more and the window outgrows 800 px
         self.local_table.setMaximumHeight(140)
         top = QSplitter()
         top.addWidget(self.table)

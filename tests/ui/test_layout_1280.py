@@ -37,15 +37,19 @@ def test_the_editor_is_at_least_as_wide_as_the_open_assistant(qapp, tmp_path):
         loop.close()
 
 
-def test_the_humaneval_panel_fits_800_px(qapp, tmp_path):
+def test_the_bottom_panels_fit_800_px_one_after_another(qapp, tmp_path):
+    """They share one tabbed dock: its height is the tallest panel's minimum."""
     app, loop, window = _window(tmp_path)
     try:
-        window.show_panel("humaneval")
-        window.bench_panel._draw_chart()
-        for _ in range(5):
-            app.processEvents()
-        assert window.bench_dock.isVisible()
-        assert window.height() <= 800 and window.width() <= 1280
+        for name, dock in (("models", window.models_dock), ("humaneval", window.bench_dock),
+                           ("decontam", window.decontam_dock)):
+            window.show_panel(name)
+            if name == "humaneval":
+                window.bench_panel._draw_chart()
+            for _ in range(5):
+                app.processEvents()
+            assert dock.isVisible()
+            assert window.height() <= 800 and window.width() <= 1280, (name, window.size())
         assert window.bench_panel.chart.elided_labels() == []
     finally:
         window.close()
