@@ -115,6 +115,8 @@ class ModelsPanel(QWidget):
                     item.setToolTip(plan.reason)
                 elif c == 7:
                     item.setToolTip(f"Published pass@1 of the original model ({catalog_source(f)})")
+                else:  # a narrow dock cuts the last columns: the tooltip has the whole cell
+                    item.setToolTip(text)
                 self.table.setItem(r, c, item)
             if ask.file and ask.file.id == f.id:
                 self.table.selectRow(r)
