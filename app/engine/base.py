@@ -271,15 +271,17 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
         file_info = await asyncio.to_thread(gguf_file.inspect, source)
     except gguf_file.GGUFError as exc:
         raise BadSource(str(exc)) from None
+    # free memory now, once, off the caller's thread (the GUI's): nvidia-smi may take seconds
+    hw = await asyncio.to_thread(hardware.detect)
     try:
-        hardware.check_context_here(file_info, n_ctx)
+        hardware.check_context_here(file_info, n_ctx, hw)
     except hardware.ContextTooLarge as exc:
         raise BadSource(f"context {n_ctx}: {exc}") from None
-    n_gpu, why = hardware.resolve_gpu_layers(gpu_layers, file_info, n_ctx)
+    n_gpu, why = hardware.resolve_gpu_layers(gpu_layers, file_info, n_ctx, hw)
     engine = into if into is not None else EngineClient()
     try:
         info = await engine.load(source, n_ctx=n_ctx, n_gpu_layers=n_gpu,
-                                 n_threads=hardware.bound_threads(threads), progress=progress,
+                                 n_threads=hardware.bound_threads(threads, hw), progress=progress,
                                  n_seq=max(1, parallel))
     except BaseException:
         if into is None:

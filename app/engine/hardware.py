@@ -202,9 +202,9 @@ def check_context(layout: ModelLayout, n_ctx: int, ram_available: int, free_vram
                               f"cache; {_gb(have)} is available: use a context of at most {most:,} tokens")
 
 
-def check_context_here(info, n_ctx: int) -> None:
+def check_context_here(info, n_ctx: int, hw: Hardware | None = None) -> None:
     """check_context with this machine's free memory, for a model's GGUF header."""
-    hw = detect()
+    hw = hw or detect()
     check_context(ModelLayout.from_gguf(info), n_ctx, hw.ram_available, hw.free_vram)
 
 
@@ -313,11 +313,11 @@ def detect() -> Hardware:
                     physical_cores=_physical_cores())
 
 
-def resolve_gpu_layers(requested, info, n_ctx: int = DEFAULT_CTX) -> tuple[int, str]:
+def resolve_gpu_layers(requested, info, n_ctx: int = DEFAULT_CTX, hw: Hardware | None = None) -> tuple[int, str]:
     """`auto` (or None) asks the planner with this machine's free memory; a number is taken as given."""
     if requested not in (None, "auto"):
         return int(requested), f"{requested} GPU layers, as set"
-    hw = detect()
+    hw = hw or detect()
     plan = plan_offload(ModelLayout.from_gguf(info), n_ctx, free_vram=hw.free_vram, free_ram=hw.ram_available)
     return plan.n_gpu_layers, plan.reason
 

@@ -483,7 +483,7 @@ class MainWindow(QMainWindow):
         self.jobs.forget("scan", "local-models")
         self.local_models = await self._scan_models()
         self.model_bar.refresh_models()
-        self.models_panel.refresh_local(self.local_models)
+        self.models_panel.refresh(self.local_models)  # (a new file's infill mark is its own metadata's)
         self.welcome.refresh(self.local_models)
 
     def refresh_advice(self) -> None:

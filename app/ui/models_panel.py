@@ -4,6 +4,7 @@ job registry with progress, speed, ETA and cancel, and the local models (import,
 from __future__ import annotations
 
 import asyncio
+import os
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
@@ -79,8 +80,9 @@ class ModelsPanel(QWidget):
 
     def refresh(self, local_models=None) -> None:
         advice = self.window.advice
-        if advice is None:
-            return  # the window fills this once the machine is detected (off the GUI thread)
+        if advice is None:  # the window fills the catalog once the machine is detected (off the GUI thread)
+            self.refresh_local(local_models)
+            return
         machine, n_ctx = advice.machine, self.window.settings.n_ctx
         ask, comp = advice.ask, advice.complete
         self.recommendation.setText(f"<b>Recommended here.</b> {ask.reason}<br>{comp.reason}")
@@ -92,14 +94,19 @@ class ModelsPanel(QWidget):
         files = sorted(catalog.files(), key=lambda f: (
             f.id not in marks, advice.tps.get(f.id, 0.0) <= 0, advice.tps.get(f.id, 0.0) < advisor.INTERACTIVE_TPS,
             -f.humaneval, f.model, -f.bits, f.quant))
+        # a downloaded file's infill mark is its own metadata's (the window's scan read the headers)
+        scanned = {os.path.realpath(m.path): m.infill for m in (local_models or self.window.local_models or [])
+                   if m.usable}
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(files))
         for r, f in enumerate(files):
             plan = advisor.fit(f, machine, n_ctx)
             tps = advice.tps.get(f.id, 0.0)
-            have = download.cached_path(f.repo, f.filename) is not None
+            path = download.cached_path(f.repo, f.filename)
+            have = path is not None
+            infill = scanned.get(os.path.realpath(path), f.infill) if have else f.infill
             state = ", ".join(x for x in ("downloaded" if have else "", marks.get(f.id, "")) if x)
-            use = ("completion" if f.base else "Ask/Edit") + (" · infill" if f.infill else "")
+            use = ("completion" if f.base else "Ask/Edit") + (" · infill" if infill else "")
             cells = [f.id, f.quant, f"{f.size_bytes / 1e9:.2f} GB",
                      f"{tps:.1f} tok/s" if tps else "—", plan.label, f"{plan.ram_bytes / 1e9:.1f} GB",
                      f"{plan.vram_bytes / 1e9:.1f} GB", f"{f.humaneval:.1f}", use, f.license, state]
@@ -138,7 +145,7 @@ class ModelsPanel(QWidget):
         self.local_table.setRowCount(len(models))
         for r, m in enumerate(models):
             for c, text in enumerate([m.path, f"{m.size_bytes / 1e9:.2f} GB", m.repo or m.source,
-                                      "ok" if m.usable else m.problem]):
+                                      ("ok" + (" · infill" if m.infill else "")) if m.usable else m.problem]):
                 self.local_table.setItem(r, c, QTableWidgetItem(text))
 
     # --- downloads -----------------------------------------------------------------------------

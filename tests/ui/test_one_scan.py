@@ -43,7 +43,6 @@ def test_a_model_load_asks_the_hardware_off_the_gui_thread(gui, smollm, monkeypa
     monkeypatch.setattr(hardware, "detect", detect)
     assert gui.run(w.model_bar.load(str(smollm)))
     assert w.model_bar.state.toolTip(), "the planner's reason is shown"
-    # one call is left, inside app/engine/base.py's open_engine (check_context_here: the free
-    # memory right before the load); the planner's and the threads' calls were two more
-    assert len(on_gui) <= 1, f"hardware.detect ran {len(on_gui)} times on the GUI thread"
+    # (before: three calls on the GUI thread, the free-memory check, the planner and the threads)
+    assert not on_gui, f"hardware.detect ran {len(on_gui)} times on the GUI thread"
     assert Path(w.engine.info.path) == Path(smollm)
