@@ -274,10 +274,11 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
     # free memory now, once, off the caller's thread (the GUI's): nvidia-smi may take seconds
     hw = await asyncio.to_thread(hardware.detect)
     try:
-        hardware.check_context_here(file_info, n_ctx, hw)
+        # (each of the `parallel` slots holds a context of its own: n_seq x n_ctx of KV cache)
+        hardware.check_context_here(file_info, n_ctx * max(1, parallel), hw)
     except hardware.ContextTooLarge as exc:
         raise BadSource(f"context {n_ctx}: {exc}") from None
-    n_gpu, why = hardware.resolve_gpu_layers(gpu_layers, file_info, n_ctx, hw)
+    n_gpu, why = hardware.resolve_gpu_layers(gpu_layers, file_info, n_ctx * max(1, parallel), hw)
     engine = into if into is not None else EngineClient()
     try:
         info = await engine.load(source, n_ctx=n_ctx, n_gpu_layers=n_gpu,

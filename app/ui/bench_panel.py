@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -136,7 +137,7 @@ class BenchPanel(QWidget):
         if self.run is not None:
             return
         try:
-            self.window.jobs.start("selftest", "humaneval", f"HumanEval on {Path(engine.info.path).name}",
+            self.window.jobs.start("selftest", "humaneval", f"HumanEval on {model_label(engine.info)}",
                                    lambda job: self._run(out_dir, saved), on_cancel=self.stop)
         except JobRefused as exc:
             self.status.setText(str(exc))
@@ -145,14 +146,20 @@ class BenchPanel(QWidget):
         """A hint to load a model is not true any more: say what Start will do."""
         info = self.window.engine.info
         if self.run is None and info is not None and self.status.text() in (NO_MODEL, FIRST_HINT):
-            self.status.setText(f"Start runs the self-test on {Path(info.path).name if info.path else info.name}. "
+            self.status.setText(f"Start runs the self-test on {model_label(info)}. "
                                 f"The canonical solutions pass 164/164.")
 
     def _new_settings(self) -> dict:
         info = self.window.engine.info
         temp = self.temperature.value()
         proto = self.protocol.currentText()
-        return {**SETTINGS, "model": str(Path(info.path).resolve()), "model_file": model_identity(info.path),
+        if info.remote is not None:  # a server: its URL (no user info), nothing on this disk to compare
+            from app.engine.remote import public_url
+
+            where = {"engine": public_url(info.path)}
+        else:
+            where = {"model": str(Path(info.path).resolve()), "model_file": model_identity(info.path)}
+        return {**SETTINGS, **where,
                 "protocol": None if proto == "auto" else proto, "limit": self.limit.value(),
                 "samples": self.samples.value(), "temperature": None if temp < 0 else temp,
                 "ctx": info.n_ctx, "exclude_contaminated": self._report()}
@@ -167,14 +174,23 @@ class BenchPanel(QWidget):
 
     async def _run(self, out_dir, saved) -> None:
         engine = self.window.engine
-        name = f"{engine.info.name} {Path(engine.info.path).name}"
-        out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(engine.info.path).stem}"
+        remote = engine.info.remote is not None
+        name = f"{engine.info.name} {model_label(engine.info)}"
+        stem = "server-" + (urlsplit(engine.info.path).hostname or "unknown") if remote else Path(engine.info.path).stem
+        out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
         self._set_running(True)
         sandbox = None
         try:
-            if saved is not None:  # a resume runs with the run's own settings and model file
+            if saved is not None and bool(saved.get("engine")) != remote:
+                raise RunFolderError("this run used " + ("a model file on this computer" if remote else
+                                     f"the server {saved['engine']}") + "; load that to resume it")
+            if saved is not None and not remote:  # a resume runs with the run's own settings and model file
                 self.status.setText("Checking that the loaded model is the run's model file…")
                 await asyncio.to_thread(check_same_model, saved, engine.info.path)
+            if not remote:  # the count of sequences decoded together, measured once per model
+                await self._use_measured_parallel(engine)
+            engine = self.window.engine
+            parallel = max(1, engine.capabilities.parallel_slots)
             settings = saved if saved is not None else self._new_settings()
             proto = resolve_protocol(settings, name)
             problems = await asyncio.to_thread(  # a file read: off the GUI thread
@@ -199,11 +215,13 @@ class BenchPanel(QWidget):
             self.sandbox_note.setText("Sandbox: " + ("; ".join(limits) if limits else
                                                      "own process, temp folder, limits, Landlock; "
                                                      "leftover processes killed"))
-            model = {"path": engine.info.path, "name": engine.info.name, "quantization": engine.info.quantization}
+            self.sandbox_note.setText(self.sandbox_note.text() + f" · {parallel} generation(s) at once"
+                                      + (" (the server's slots)" if remote else " (measured for this model)"))
+            self.parallel = parallel
             self.run = HumanEvalRun(out, problems, protocol=proto, samples=settings.get("samples") or 1,
-                                    engine=engine, sandbox=sandbox, model=model, seed=settings.get("seed") or 0,
-                                    on_progress=self._progress, on_result=self._result, settings=settings,
-                                    note=note)
+                                    engine=engine, sandbox=sandbox, model=engine.record(),
+                                    seed=settings.get("seed") or 0, on_progress=self._progress,
+                                    on_result=self._result, settings=settings, note=note, parallel=parallel)
             summary = await self.run.run()
             self.current_summary = summary
             state = "done" if summary["complete"] else "stopped (Resume continues it)"
@@ -221,6 +239,26 @@ class BenchPanel(QWidget):
             self._set_running(False)
             self.refresh_past()
             self._draw_chart()
+
+    async def _use_measured_parallel(self, engine) -> None:
+        """As the CLI does: the best count of sequences for this model and backend (a probe of
+        about 10 s the first time, cached), and the model reloaded with that many slots."""
+        from app.engine import hardware, parallel_probe
+        from app.engine.base import open_engine
+
+        path, bar = engine.info.path, self.window.model_bar
+        backend = await asyncio.to_thread(hardware.detect_backend)
+        if parallel_probe.cached(path, backend) is None:
+            self.status.setText("Measuring how many answers this machine generates best at once "
+                                "(about 10 s, once per model)…")
+        best = await parallel_probe.default_parallel(
+            path, backend=backend, open_probe_engine=lambda n: open_engine(
+                path, n_ctx=1024, gpu_layers=bar.gpu_layers_text(), threads=bar.threads.value() or None,
+                parallel=n))
+        if best != engine.capabilities.parallel_slots:
+            self.status.setText(f"Reloading {Path(path).name} with {best} sequence slots…")
+            if not await bar.load(path, parallel=best):
+                raise RunFolderError(f"could not reload {Path(path).name} with {best} slots")
 
     def stop(self) -> None:
         if self.run is not None:
@@ -345,3 +383,10 @@ def latest_decontam_report() -> Path | None:
     base = paths.results_dir()
     reports = sorted(base.glob("decontam-*.json")) if base.is_dir() else []
     return reports[-1] if reports else None
+
+
+def model_label(info) -> str:
+    """The model as the panel names it: the file's name, or for a server its model at its URL."""
+    if info.remote is not None:
+        return f"{info.name} at {info.path}"
+    return Path(info.path).name if info.path else info.name

@@ -270,7 +270,9 @@ class ModelBar(QWidget):
             text = "auto"
         return text
 
-    async def load(self, path: str) -> bool:
+    async def load(self, path: str, parallel: int | None = None) -> bool:
+        """Load a model file; `parallel`: sequence slots (default: what the self-test measured
+        for this model and backend, else 1)."""
         s = self.window.settings
         n_ctx = int(self.ctx.currentText())
         self.load_btn.setEnabled(False)
@@ -283,8 +285,10 @@ class ModelBar(QWidget):
             # handed its answers so that it need not ask again
             n_gpu, why, threads = await asyncio.to_thread(
                 plan_load, path, self.gpu_layers_text(), n_ctx, self.threads.value())
+            if parallel is None:
+                parallel = await asyncio.to_thread(measured_parallel, path)
             engine = await open_engine(
-                path, n_ctx=n_ctx, gpu_layers=n_gpu, threads=threads,
+                path, n_ctx=n_ctx, gpu_layers=n_gpu, threads=threads, parallel=parallel,
                 into=self.local_engine, progress=lambda stage, f: self.progress.setValue(int(f * 1000)))
             engine.info.offload_note = why
         except EngineError as exc:
@@ -323,6 +327,16 @@ class ModelBar(QWidget):
         self.restart_btn.hide()
         if path:
             asyncio.ensure_future(self.load(path))
+
+
+def measured_parallel(path: str) -> int:
+    """The sequence count the self-test's probe picked for this file and backend, else 1."""
+    from app.engine import hardware, parallel_probe
+
+    try:
+        return parallel_probe.cached(path, hardware.detect_backend()) or 1
+    except OSError:
+        return 1
 
 
 def plan_load(path: str, gpu_layers: str, n_ctx: int, threads: int) -> tuple[int, str, int]:
