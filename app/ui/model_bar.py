@@ -178,6 +178,7 @@ class ModelBar(QWidget):
         from app.engine.remote import RemoteEngine
 
         await self.disconnect_server()
+        await self._stop_serving()   # (it served the local model, which goes now)
         if self.local_engine.info is not None:  # one model in memory at a time
             await self.local_engine.unload()
             await self.local_engine.close()
@@ -208,6 +209,7 @@ class ModelBar(QWidget):
     async def disconnect_server(self) -> None:
         engine = self.window.engine
         if engine is not self.local_engine:
+            await self._stop_serving()
             self.window.engine = self.local_engine
             await engine.close()
             self.load_btn.setText("Connect" if self.server_entry() else "Load")
@@ -225,10 +227,7 @@ class ModelBar(QWidget):
         from app.engine.serve import ThreadedServer as Server
 
         if self.served is not None:
-            await self.served.stop()
-            self.served = None
-            self.serve_btn.setText("Serve")
-            self.serve_btn.setToolTip("Serve the loaded model over an OpenAI-compatible API")
+            await self._stop_serving()
             return None
         if self.window.engine.info is None:
             self.state.setText("Load a model first, then serve it.")
@@ -248,6 +247,16 @@ class ModelBar(QWidget):
         self.serve_btn.setToolTip(f"Serving at {url}")
         self.state.setText(f"Serving the loaded model at {url}")
         return url
+
+    async def _stop_serving(self) -> bool:
+        """Serving ends with the model it serves (an unload, another source): False if none ran."""
+        if self.served is None:
+            return False
+        await self.served.stop()
+        self.served = None
+        self.serve_btn.setText("Serve")
+        self.serve_btn.setToolTip("Serve the loaded model over an OpenAI-compatible API")
+        return True
 
     # --- load / unload -------------------------------------------------------------------------
     def toggle_load(self) -> None:
@@ -307,9 +316,10 @@ class ModelBar(QWidget):
         return True
 
     async def unload(self) -> None:
+        stopped = await self._stop_serving()
         await self.window.engine.unload()
         self.load_btn.setText("Load")
-        self.state.setText("No model loaded")
+        self.state.setText("No model loaded" + ("; serving stopped" if stopped else ""))
         self.state.setToolTip("")   # the unloaded model's offload plan
 
     def crashed(self, message: str) -> None:

@@ -87,9 +87,17 @@ async def go():
     shown = window.model_bar.state.text()
     async with httpx.AsyncClient(timeout=120) as http:
         r = await http.post(url + "/completions", json={"prompt": "def f():", "max_tokens": 8, "temperature": 0})
-    await window.model_bar.toggle_serve()
+    await window.model_bar.unload()   # serving ends with the model it served
+    after = window.model_bar.state.text()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await http.get(url + "/models")
+        refused = False
+    except httpx.ConnectError:
+        refused = True
     await window.engine.close()
-    return {"url": url, "shown": shown, "status": r.status_code, "text": r.json()["choices"][0]["text"]}
+    return {"url": url, "shown": shown, "status": r.status_code, "text": r.json()["choices"][0]["text"],
+            "after": after, "refused": refused, "button": window.model_bar.serve_btn.text()}
 print(json.dumps(loop.run_until_complete(asyncio.wait_for(go(), 300))), flush=True)
 os._exit(0)  # the result is out; Qt's teardown of qasync's executor threads is not under test
 """
@@ -109,3 +117,5 @@ def test_serve_the_loaded_model(smollm, tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["url"].startswith("http://127.0.0.1:") and out["url"] in out["shown"]
     assert out["status"] == 200 and out["text"]
+    # unloading the model stops serving it, and says so (it said "Serving … at URL" still)
+    assert out["refused"] and "serving stopped" in out["after"] and out["button"] == "Serve"
