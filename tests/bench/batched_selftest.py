@@ -26,7 +26,8 @@ from tests.bench.parallel_selftest import TASKS, alternated_runs, by_parallel, g
 
 ORDER = [4, 1, 1, 4]
 BUDGET_S = 420
-THREADS = 1     # a shared machine: 2 threads waiting on each other collapse under load
+# the cores here, as in the llama-batched-bench figures (--threads 1 where other work shares the machine)
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
 SINGLE_ROUNDS = 3
 
 

@@ -2,11 +2,9 @@
 with a model that has FIM tokens, ghost text goes through the server's /infill (prefix, suffix,
 the context ring as `input_extra`); with SmolLM2 (none), /infill is not detected and the
 prompt is prefix-only, the suffix used only to trim."""
-import asyncio
 import json
 import time
 
-import httpx
 import pytest
 
 from app.completion.completer import Completer
@@ -17,6 +15,7 @@ from app.engine.protocol import GenerateParams
 from tests.completion import tiny_fim
 from tests.helpers import arun, run_cli
 from tests.servers import procs
+from tests.servers.slots import cancel_midway_and_watch_the_slot
 
 PREFIX = "import os\n\ndef add(a, b):\n    return "
 SUFFIX = "a + b\n\nprint(add(1, 2))\n"  # inside a line: the answer ends at its end, not cut off
@@ -98,27 +97,11 @@ def test_ghost_text_goes_through_the_servers_infill_and_reuses_its_cache(fim_ser
 
 
 def test_cancel_stops_the_servers_infill(fim_server):
-    def slot():
-        return httpx.get(f"{fim_server.url}/slots", timeout=5).json()[0]
-
     async def go():
         async with await open_engine(fim_server.url) as eng:
             gen = eng.infill("def f():\n", "\n", prompt="    ",
                              params=GenerateParams(max_tokens=3000, temperature=0.0))
-            n = 0
-            async for _ in gen:
-                n += 1
-                if n == 5:
-                    assert (await asyncio.to_thread(slot))["is_processing"]
-                    gen.cancel()
-            for _ in range(600):
-                s = await asyncio.to_thread(slot)
-                if not s["is_processing"]:
-                    break
-                await asyncio.sleep(0.05)
-            first = s["next_token"][0]["n_decoded"]
-            again = (await asyncio.to_thread(slot))["next_token"][0]["n_decoded"]
-            return gen, s, first, again
+            return (gen, *await cancel_midway_and_watch_the_slot(fim_server.url, gen))
 
     gen, s, decoded, again = arun(go(), 120)
     assert gen.stats.finish_reason == "cancelled" and gen.text

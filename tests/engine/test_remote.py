@@ -2,18 +2,17 @@
 llama-server (issue 13, items 1, 2, 4, 5 and 6)."""
 from __future__ import annotations
 
-import asyncio
 import os
 
-import httpx
 import pytest
 
-from app.engine.base import BadSource, EngineError, PromptTooLong, open_engine
+from app.engine.base import EngineError, open_engine
 from app.engine.protocol import GenerateParams
-from app.engine.remote import RemoteEngine, ServerUnreachable, base_url, public_url
+from app.engine.remote import RemoteEngine, base_url, public_url
 from tests.helpers import arun, run_cli
 from tests.servers import procs
 from tests.servers.misbehaving import Misbehaving
+from tests.servers.slots import cancel_midway_and_watch_the_slot
 
 PROMPT = "def fibonacci(n):\n    "
 
@@ -237,26 +236,10 @@ def test_tls_private_ca(tmp_path):
 # --- cancel closes the stream and the server stops generating --------------------------------
 
 def test_cancel_stops_llama_server_generating(llama_server):
-    def slot():
-        return httpx.get(f"{llama_server.url}/slots", timeout=5).json()[0]
-
     async def go():
         async with await open_engine(llama_server.url) as eng:
             gen = eng.generate("Once upon a time", GenerateParams(max_tokens=3000, temperature=0.8, seed=3))
-            n = 0
-            async for _ in gen:
-                n += 1
-                if n == 5:
-                    assert (await asyncio.to_thread(slot))["is_processing"]
-                    gen.cancel()
-            # the event: the slot goes idle; its decoded count then no longer grows
-            for _ in range(600):
-                s = await asyncio.to_thread(slot)
-                if not s["is_processing"]:
-                    break
-                await asyncio.sleep(0.05)
-            first = s["next_token"][0]["n_decoded"]
-            again = (await asyncio.to_thread(slot))["next_token"][0]["n_decoded"]
+            s, first, again = await cancel_midway_and_watch_the_slot(llama_server.url, gen)
             return gen.stats, s, first, again
 
     stats, s, decoded, again = arun(go(), 120)
