@@ -113,6 +113,11 @@ class BatchLoop:
     def busy(self) -> bool:
         return bool(self.waiting) or any(s.seq is not None for s in self.slots)
 
+    @property
+    def reading_prompt(self) -> bool:
+        """The next step reads prompt tokens (a request waits, or its prompt is not all in yet)."""
+        return bool(self.waiting) or any(s.seq is not None and s.seq.pending is None for s in self.slots)
+
     def submit(self, req: P.Generate) -> None:
         llm = self.llm
         tokens = llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=True)

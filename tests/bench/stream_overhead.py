@@ -36,7 +36,8 @@ ROUNDS = 7
 NEW_TOKENS = 256
 N_CTX = 4096
 # the cores here; --threads 1 leaves a core to the client process, which shows the boundary's own
-# cost apart from the client taking a core from llama.cpp's threads (0.995 against 0.905 here)
+# cost apart from the client taking a core from llama.cpp's threads (before the worker coalesced
+# chunks: 0.995 with one thread against 0.905 with two; after: 0.975 with two)
 THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
 BASE_PROMPT = "Write a long, well commented Python module that implements a bank account class " \
               "with deposits, withdrawals, interest and a transaction log.\n\n"
