@@ -78,6 +78,7 @@ class BenchPanel(QWidget):
         for b in (self.start_btn, self.stop_btn, self.resume_btn, self.export_btn):
             buttons.addWidget(b)
         self.progress = QProgressBar()
+        self.progress.hide()   # shown while a run goes (an empty bar reads as something stuck)
         self.status = QLabel(FIRST_HINT)
         self.status.setWordWrap(True)
         self.sandbox_note = QLabel("")
@@ -268,6 +269,7 @@ class BenchPanel(QWidget):
         self.start_btn.setEnabled(not running)
         self.resume_btn.setEnabled(not running)
         self.stop_btn.setEnabled(running)
+        self.progress.setVisible(running)
         # Loading another model mid-run would mix two models in one results folder.
         self.window.model_bar.setEnabled(not running)
         self.window.model_bar.setToolTip("Locked while the self-test runs" if running else "")

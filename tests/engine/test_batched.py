@@ -83,12 +83,11 @@ def test_cancel_takes_effect_within_one_step(smollm):
             await client.load(smollm, n_ctx=1024, n_threads=THREADS, n_seq=2)
             keep = client.generate(PROMPTS[0], GenerateParams(max_tokens=40))
             victim = client.generate(PROMPTS[2], GenerateParams(max_tokens=200))
-            chunks = 0
             async for _ in victim:
-                chunks += 1
-                if chunks == 5:
-                    victim.cancel()
-                    break
+                # its first chunk is one token (the worker sends a request's first chunk at
+                # once; later ones may carry several tokens)
+                victim.cancel()
+                break
             await victim.result()
             await keep.result()
             return victim.stats, keep.stats
@@ -96,8 +95,8 @@ def test_cancel_takes_effect_within_one_step(smollm):
     victim, keep = arun(go())
     print(f"victim: {victim.completion_tokens} tokens; the other: {keep.completion_tokens}, {keep.finish_reason}")
     assert victim.finish_reason == "cancelled"
-    # 5 tokens read when cancelling; tokens already in the pipe and the step under way may add a few
-    assert victim.completion_tokens <= 5 + 3
+    # 1 token read when cancelling; tokens already in the pipe and the step under way may add a few
+    assert victim.completion_tokens <= 1 + 3
     assert keep.finish_reason == "length" and keep.completion_tokens == 40
 
 

@@ -12,14 +12,19 @@ from tests.ui.conftest import until
 
 
 def _run(gui, panel, out, tasks=2):
+    shown = []
+
     async def scenario():
+        assert panel.progress.isHidden()   # no empty bar before a run
         panel.protocol.setCurrentText("codex")
         panel.limit.setValue(tasks)
         panel.start(out)
         await until(lambda: panel.run is not None, timeout=120)
+        shown.append(not panel.progress.isHidden())
         await until(lambda: panel.run is None, timeout=400)
 
     gui.run(scenario(), timeout=600)
+    assert shown == [True] and panel.progress.isHidden()
     return json.loads((out / "summary.json").read_text())
 
 

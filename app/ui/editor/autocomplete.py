@@ -196,6 +196,8 @@ class AutoComplete(QObject):
     def _changed(self, editor) -> None:
         if editor.ghost_editing or editor is not self.window.current_editor():
             return
+        if getattr(getattr(editor, "highlighter", None), "relexing", False):
+            return   # colours redone (after a burst of keys, or in idle time): not an edit
         self._t_key = time.perf_counter()
         self.cancel()
         self._manual = False
@@ -297,11 +299,10 @@ class AutoComplete(QObject):
         self._spot_pos = pos
         spot = c.spot(text, pos, _name(editor))
         t0 = self._t_key or time.perf_counter()
-        revision = editor.document().revision()
+        edits = editor.edits
 
         def here() -> bool:
-            return (editor.document().revision() == revision
-                    and editor.textCursor().position() == pos)
+            return editor.edits == edits and editor.textCursor().position() == pos
 
         hit = c.cached(spot)
         if hit is not None:

@@ -50,6 +50,14 @@ class CodeEditor(QPlainTextEdit):
         self._frame = QTimer(self, singleShot=True, interval=FRAME_MS)
         self._frame.timeout.connect(self._end_frame)
         self.document().contentsChange.connect(self._begin_frame)
+        # text changes; unlike document().revision(), colours redone by the highlighter on its
+        # own (after a burst of keys, in idle time) do not count
+        self.edits = 0
+        self.document().contentsChange.connect(self._count_edit)
+
+    def _count_edit(self, *_) -> None:
+        if not getattr(getattr(self, "highlighter", None), "relexing", False):
+            self.edits += 1
 
     def _begin_frame(self, *_):
         if not self._frame.isActive():

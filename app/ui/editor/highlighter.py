@@ -113,6 +113,7 @@ class PygmentsHighlighter(QSyntaxHighlighter):
         # the line lexed last: (block number, text, tokens, state, when), and the line whose
         # lexing waits for the end of a burst (a cursor, which follows edits above it)
         self._last = None
+        self.relexing = False
         self._deferred: QTextCursor | None = None
         self._burst = QTimer(self, singleShot=True, interval=int(BURST_S * 1000))
         self._burst.timeout.connect(self._lex_deferred)
@@ -128,11 +129,11 @@ class PygmentsHighlighter(QSyntaxHighlighter):
     def _restart(self) -> None:
         if self.lazy:  # again only the first screens now, the rest when idle
             self.limit = INITIAL_BLOCKS
-            self.rehighlight()
+            self._relex(None)
             if self._started:
                 self.start_idle()
         else:
-            self.rehighlight()
+            self._relex(None)
 
     @property
     def plain(self) -> bool:
@@ -164,7 +165,7 @@ class PygmentsHighlighter(QSyntaxHighlighter):
             self.limit = block.blockNumber() + 200
             # lexing it changes its state from PENDING, so Qt carries on to the next block,
             # up to the new limit, where the state stays PENDING and Qt stops
-            self.rehighlightBlock(block)
+            self._relex(block)
         if not self.pending():
             self._idle.stop()
             self.limit = None
@@ -210,10 +211,22 @@ class PygmentsHighlighter(QSyntaxHighlighter):
             self._stacks.append(stack)
         return sid
 
+    def _relex(self, block) -> None:
+        """Colours redone on our own initiative (idle pass, end of a burst, a new style). Qt
+        reports them as a contents change; `relexing` tells listeners it is not an edit."""
+        self.relexing = True
+        try:
+            if block is None:
+                self.rehighlight()
+            else:
+                self.rehighlightBlock(block)
+        finally:
+            self.relexing = False
+
     def _lex_deferred(self) -> None:
         cursor, self._deferred, self._last = self._deferred, None, None
         if cursor is not None and self.document() is not None:
-            self.rehighlightBlock(cursor.block())
+            self._relex(cursor.block())
 
     def _keep_while_streaming(self, number: int, text: str) -> bool:
         """The line grows by tokens faster than a frame: keep its colours; lex it when the timer fires."""
