@@ -249,17 +249,22 @@ class BenchPanel(QWidget):
 
         path, bar = engine.info.path, self.window.model_bar
         backend = await asyncio.to_thread(hardware.detect_backend)
-        if parallel_probe.cached(path, backend) is None:
+        best = parallel_probe.cached(path, backend)
+        if best is None:
             self.status.setText("Measuring how many answers this machine generates best at once "
                                 "(about 10 s, once per model)…")
-        best = await parallel_probe.default_parallel(
-            path, backend=backend, open_probe_engine=lambda n: open_engine(
-                path, n_ctx=1024, gpu_layers=bar.gpu_layers_text(), threads=bar.threads.value() or None,
-                parallel=n))
-        if best != engine.capabilities.parallel_slots:
-            self.status.setText(f"Reloading {Path(path).name} with {best} sequence slots…")
-            if not await bar.load(path, parallel=best):
-                raise RunFolderError(f"could not reload {Path(path).name} with {best} slots")
+            await bar.unload()   # the probe loads the model itself: one copy in memory at a time
+            best = await parallel_probe.default_parallel(
+                path, backend=backend, open_probe_engine=lambda n: open_engine(
+                    path, n_ctx=1024, gpu_layers=bar.gpu_layers_text(), threads=bar.threads.value() or None,
+                    parallel=n))
+        engine = self.window.engine
+        if engine.info is not None and best == engine.capabilities.parallel_slots:
+            return
+        self.status.setText(f"Loading {Path(path).name} with {best} sequence slots…")
+        # every slot holds a context of its own: where that many do not fit, one does
+        if not await bar.load(path, parallel=best) and (best == 1 or not await bar.load(path, parallel=1)):
+            raise RunFolderError(f"could not load {Path(path).name} again: {bar.state.text()}")
 
     def stop(self) -> None:
         if self.run is not None:

@@ -28,8 +28,15 @@ def _run(gui, panel, out, tasks=2):
     return json.loads((out / "summary.json").read_text())
 
 
-def test_a_local_self_test_measures_its_parallel_count_once_and_shows_it(gui, smollm, tmp_path):
+def test_a_local_self_test_measures_its_parallel_count_once_and_shows_it(gui, smollm, tmp_path, monkeypatch):
     w, panel = gui.window, gui.window.bench_panel
+    real_measure, window_model_while_probing = parallel_probe.measure, []
+
+    async def measure(engine, *args, **kwargs):  # the real probe; notes what the window holds meanwhile
+        window_model_while_probing.append(w.engine.info)
+        return await real_measure(engine, *args, **kwargs)
+
+    monkeypatch.setattr(parallel_probe, "measure", measure)
     assert gui.run(w.model_bar.load(str(smollm)))
     assert w.engine.capabilities.parallel_slots == 1          # nothing measured yet
     backend = hardware.detect_backend()
@@ -38,6 +45,7 @@ def test_a_local_self_test_measures_its_parallel_count_once_and_shows_it(gui, sm
     best = parallel_probe.cached(smollm, backend)
     assert best is not None, "the first self-test measures the count"
     assert summary["complete"] and summary["parallel"] == best
+    assert window_model_while_probing == [None], "two copies of the model in memory while probing"
     assert w.engine.capabilities.parallel_slots == best       # the model was reloaded with it
     assert f"{best} generation(s) at once" in panel.sandbox_note.text()
     # a later load takes the measured count at once, and a second run does not measure again
