@@ -98,6 +98,16 @@ def file_sha256(path: str | Path) -> str:
     return known[key]
 
 
+def source_label(source: str, remote: bool) -> str:
+    """A run folder's name part: the model file's stem, or for a server its host (a URL's user
+    info never lands in a folder name)."""
+    if remote:
+        from urllib.parse import urlsplit
+
+        return "server-" + (urlsplit(source).hostname or "unknown")
+    return Path(source).stem
+
+
 def model_identity(path: str | Path) -> dict:
     """What a resume compares before the sha256 is known (recorded at once, unlike the hash)."""
     st = Path(path).stat()

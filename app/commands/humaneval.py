@@ -118,11 +118,9 @@ def _open_folder(args):
 
 
 def _label(args) -> str:
-    if args.engine:
-        from urllib.parse import urlsplit
+    from app.bench.runner import source_label
 
-        return "server-" + (urlsplit(args.engine).hostname or "unknown")
-    return Path(args.model or "run").stem
+    return source_label(args.engine or args.model or "run", bool(args.engine))
 
 
 def run_settings(args) -> dict:

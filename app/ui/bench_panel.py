@@ -6,7 +6,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -21,7 +20,7 @@ from app import paths
 from app.bench import humaneval as he
 from app.bench import references
 from app.bench.run_folder import SETTINGS, RunFolder, RunFolderError
-from app.bench.runner import HumanEvalRun, check_same_model, model_identity, resolve_protocol
+from app.bench.runner import HumanEvalRun, check_same_model, model_identity, resolve_protocol, source_label
 from app.bench.sandbox import Sandbox
 from app.plain_words import plain
 from app.ui.bench_chart import BenchChart, Row, wilson
@@ -177,7 +176,7 @@ class BenchPanel(QWidget):
         engine = self.window.engine
         remote = engine.info.remote is not None
         name = f"{engine.info.name} {model_label(engine.info)}"
-        stem = "server-" + (urlsplit(engine.info.path).hostname or "unknown") if remote else Path(engine.info.path).stem
+        stem = source_label(engine.info.path, remote)
         out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
         self._set_running(True)
         sandbox = None
@@ -215,10 +214,9 @@ class BenchPanel(QWidget):
             limits = sandbox.limitations()
             self.sandbox_note.setText("Sandbox: " + ("; ".join(limits) if limits else
                                                      "own process, temp folder, limits, Landlock; "
-                                                     "leftover processes killed"))
-            self.sandbox_note.setText(self.sandbox_note.text() + f" · {parallel} generation(s) at once"
+                                                     "leftover processes killed")
+                                      + f" · {parallel} generation(s) at once"
                                       + (" (the server's slots)" if remote else " (measured for this model)"))
-            self.parallel = parallel
             self.run = HumanEvalRun(out, problems, protocol=proto, samples=settings.get("samples") or 1,
                                     engine=engine, sandbox=sandbox, model=engine.record(),
                                     seed=settings.get("seed") or 0, on_progress=self._progress,

@@ -147,7 +147,7 @@ class AutoComplete(QObject):
 
     # --- editors ---------------------------------------------------------------------------
     def attach(self, editor) -> None:
-        editor.document().contentsChange.connect(lambda *_a, e=editor: self._changed(e))
+        editor.edited.connect(lambda e=editor: self._changed(e))
         editor.ghost_accepted.connect(lambda _t, e=editor: self._accepted(e))
         editor.ghost_typed.connect(lambda _t: self._typed_through())
         editor.ghost_discarded.connect(self._discarded)
@@ -196,8 +196,6 @@ class AutoComplete(QObject):
     def _changed(self, editor) -> None:
         if editor.ghost_editing or editor is not self.window.current_editor():
             return
-        if getattr(getattr(editor, "highlighter", None), "relexing", False):
-            return   # colours redone (after a burst of keys, or in idle time): not an edit
         self._t_key = time.perf_counter()
         self.cancel()
         self._manual = False

@@ -28,6 +28,7 @@ class CodeEditor(QPlainTextEdit):
     ghost_typed = Signal(str)     # the user typed the suggestion's first characters; the rest stays
     escape_pressed = Signal()
     first_paint = Signal()        # once: lazy highlighting starts its idle pass after it
+    edited = Signal()             # the text changed (not the highlighter redoing colours)
 
     def __init__(self, parent=None, font_size: int = 11):
         super().__init__(parent)
@@ -58,6 +59,7 @@ class CodeEditor(QPlainTextEdit):
     def _count_edit(self, *_) -> None:
         if not getattr(getattr(self, "highlighter", None), "relexing", False):
             self.edits += 1
+            self.edited.emit()
 
     def _begin_frame(self, *_):
         if not self._frame.isActive():

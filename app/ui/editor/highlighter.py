@@ -11,8 +11,9 @@ a screen) are lexed; later blocks get the PENDING state and no formats. After th
 idle timer lexes the rest a slice at a time, so a large file shows at once and colours fill in.
 
 Streaming: when a line grows again within BURST_S of its last lexing (tokens arriving from the
-model), it keeps the colours it had and is lexed once the burst has gone on for BURST_S (colours trail the text by at most that), so a line
-is lexed once every few tokens instead of once per token. Typing (slower) is lexed at once.
+model), it keeps the colours it had and is lexed once the burst has gone on for BURST_S (colours
+trail the text by at most that), so a line is lexed once every few tokens instead of once per
+token. Typing (slower) is lexed at once.
 
 Pygments' RegexLexer keeps its stack in a local variable; `_lex_line` is its state machine
 (pygments.lexer.RegexLexer.get_tokens_unprocessed) with the stack passed in and handed back.
