@@ -278,7 +278,10 @@ class BatchLoop:
         seq.slot.tokens.append(seq.pending)
         draft = seq.draft
         if not draft:
-            self._emit(seq, [self._sample(seq, i0)])
+            tok = self._sample(seq, i0)
+            if seq.lookup is not None:
+                seq.lookup.observe(tok)
+            self._emit(seq, [tok])
             return
         new: list[int] = []
         if seq.rng is None:  # greedy: keep the drafts the model's own argmax agrees with

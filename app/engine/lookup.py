@@ -16,6 +16,10 @@ import numpy as np
 MAX_NGRAM = 4
 MIN_NGRAM = 2   # a single-token match drafts mostly noise, and a wrong draft costs a wider batch
 MAX_DRAFT = 12
+AGREEMENT = 32   # tokens compared backwards to choose between places that match
+# Weight of what was seen one drafted token ago: an edit copies for a while, then writes new
+# text, then copies again, so the acceptance rate that counts is the recent one.
+MEMORY = 0.9
 
 _CODE_LINE = re.compile(r"^(?:\s{2,}|\t)\S|[;{}]\s*$|^\s*(?:def|class|return|import|from|for|if|while|"
                         r"function|const|let|var|public|private|#include|fn|func)\b|[=(]\S*\)")
@@ -37,18 +41,30 @@ def holds_code(text: str) -> bool:
 
 
 class PromptLookup:
-    """Drafts from the n-gram index of one prompt; remembers where the last match was."""
+    """Drafts from the n-gram index of the prompt and of the output so far; remembers where the
+    last match was.
+
+    The output counts as a source too (as in Hugging Face's prompt lookup, which searches the
+    whole context): a renamed name, a repeated line or a pattern the edit has set up earlier
+    is copied from what the model wrote, not from the prompt."""
 
     def __init__(self, prompt: list[int]):
-        self.prompt = prompt
+        self.text: list[int] = []  # the prompt, then every token the model has output
         self.accepted = 3          # prior: 3 of 4 drafted tokens kept (geometric model below)
         self.rejections = 1
-        self.cursor = -1           # prompt index where the copied text is expected to continue
+        self.cursor = -1           # index in text where the copied text is expected to continue
         self._last_start = -1
+        self.shadow: int | None = None   # the first token of a draft that was not worth sending
         self.index: dict[tuple, list[int]] = {}
-        for n in range(MIN_NGRAM, MAX_NGRAM + 1):
-            for i in range(len(prompt) - n):
-                self.index.setdefault(tuple(prompt[i:i + n]), []).append(i + n)
+        self._extend(prompt)
+
+    def _extend(self, tokens: list[int]) -> None:
+        text, index = self.text, self.index
+        old = len(text)
+        text.extend(tokens)
+        for end in range(max(old, MIN_NGRAM), len(text) + 1):
+            for n in range(MIN_NGRAM, min(MAX_NGRAM, end) + 1):
+                index.setdefault(tuple(text[end - n:end]), []).append(end)
 
     @property
     def alpha(self) -> float:
@@ -56,27 +72,54 @@ class PromptLookup:
         return self.accepted / (self.accepted + self.rejections)
 
     def draft(self, history: list[int], k: int) -> list[int]:
-        """Up to k tokens that followed the longest suffix of `history` in the prompt."""
-        if k <= 0:
-            return []
+        """Up to k tokens that followed the longest suffix of `history` earlier in the text.
+
+        `history` is the prompt followed by the output so far (it only grows)."""
+        if len(history) > len(self.text):
+            self._extend(history[len(self.text):])
+        self.shadow = None
+        end = len(self.text)
         for n in range(MAX_NGRAM, MIN_NGRAM - 1, -1):
             if len(history) < n:
                 continue
-            starts = self.index.get(tuple(history[-n:]))
+            starts = [s for s in self.index.get(tuple(history[-n:]), ()) if s < end]
             if starts:
-                # Several places match: stay aligned with the text being copied.
-                start = min(starts, key=lambda s: (s < self.cursor, abs(s - self.cursor)))
+                # Several places match: take the one that matches furthest back (a line the
+                # output repeats, the code it copies), then the one aligned with the copy.
+                start = min(starts, key=lambda s: (-self._agreement(s, history, n),
+                                                   s < self.cursor, abs(s - self.cursor)))
                 self._last_start = start
-                return self.prompt[start:start + k]
+                if k <= 0:
+                    # Not sent, but checked against the model's next token (free): the rate
+                    # keeps following the text while drafting does not pay.
+                    self.shadow = self.text[start]
+                    return []
+                return self.text[start:start + k]
         self._last_start = -1
         return []
+
+    def _agreement(self, start: int, history: list[int], n: int) -> int:
+        """How many tokens before `start` equal the end of history (n are known to)."""
+        text, i = self.text, n
+        limit = min(AGREEMENT, start, len(history))
+        while i < limit and text[start - 1 - i] == history[-1 - i]:
+            i += 1
+        return i
 
     def update(self, drafted: int, accepted: int) -> None:
         if self._last_start >= 0:
             # The token after the accepted ones replaced a prompt token: continue after it.
             self.cursor = self._last_start + accepted + 1
-        self.accepted += accepted
-        self.rejections += accepted < drafted
+        rejected = int(accepted < drafted)
+        fade = MEMORY ** (accepted + rejected)
+        self.accepted = self.accepted * fade + accepted
+        self.rejections = self.rejections * fade + rejected
+
+    def observe(self, token: int) -> None:
+        """The model's token after a step that sent no draft: score the draft it would have been."""
+        if self.shadow is not None:
+            self.update(1, int(token == self.shadow))
+            self.shadow = None
 
     def best_length(self, cost, others: int, limit: int) -> int:
         """The draft length with the most expected tokens per second of decode time.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Linux app folder (PyInstaller), a .deb and a tarball, into build/.
 # Uses the Python of the current environment (PYTHON to override), which must have the app,
-# llama-cpp-python built with portable flags (CMAKE_ARGS="-DGGML_NATIVE=OFF") and pyinstaller.
+# llama-cpp-python built with portable flags (CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_LLAMAFILE=OFF") and pyinstaller.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}

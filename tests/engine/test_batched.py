@@ -68,12 +68,11 @@ def test_cancel_stops_one_sequence_and_the_others_finish(smollm):
     assert alone[1][0].startswith(victim.text)
     assert again[0] == victim.text and again[1].completion_tokens == victim.stats.completion_tokens
     for i, text in ((0, others[0]), (2, others[1])):
-        # Finished as alone; the text may differ past a near-tie: llama.cpp's batched kernels do
-        # not round as its one-token kernels do.
+        # Finished exactly as alone (a batched token gets the logits it gets alone).
         print(f"sequence {i}: {text!r}\n     alone: {alone[i][0]!r}")
         assert gens[i].stats.finish_reason == alone[i][1].finish_reason == "length"
         assert gens[i].stats.completion_tokens == alone[i][1].completion_tokens == 48
-        assert text[:12] == alone[i][0][:12]
+        assert text == alone[i][0]
 
 
 def test_cancel_takes_effect_within_one_step(smollm):

@@ -27,6 +27,36 @@ def test_draft_continues_the_longest_match_and_stays_aligned():
     assert lk.draft([42, 43], 5) == []
 
 
+def test_the_output_so_far_is_drafted_from_too():
+    prompt = [1, 2, 3, 4]
+    lk = LK.PromptLookup(prompt)
+    # the model wrote a line of its own (7 8 9 5), then began it again: the rest is drafted
+    assert lk.draft(prompt + [7, 8, 9, 5, 7, 8], 3) == [9, 5, 7]
+
+
+def test_the_place_that_agrees_furthest_back_wins():
+    # (5, 6) follows both 1 and 2; the history ends "2 5 6", so the second copy is continued
+    prompt = [1, 5, 6, 7, 0, 2, 5, 6, 8, 0]
+    lk = LK.PromptLookup(prompt)
+    assert lk.draft(prompt + [9, 2, 5, 6], 1) == [8]
+    assert lk.draft(prompt + [9, 1, 5, 6], 1) == [7]
+
+
+def test_an_unsent_draft_is_still_scored_against_the_models_token():
+    prompt = [1, 2, 3, 4, 5, 6]
+    lk = LK.PromptLookup(prompt)
+    lk.accepted, lk.rejections = 1.0, 9.0   # drafting stopped paying
+    history = prompt + [2, 3]
+    for tok in [4, 5, 6]:
+        assert lk.draft(history, 0) == [] and lk.shadow == tok
+        before = lk.alpha
+        lk.observe(tok)
+        assert lk.alpha > before
+        history.append(tok)
+    lk.draft(prompt + [9, 9], 0)             # no match: nothing to score
+    assert lk.shadow is None
+
+
 def test_purpose_decides():
     code = "def f(x):\n    return x\n\nclass A:\n    pass\n"
     assert LK.wants_lookup("edit", "anything", None)
@@ -107,10 +137,9 @@ def test_lookup_gives_plain_greedy_tokens(smollm, case):
         return
     checked = replay(smollm, prompt, step + 1, batch_check_at=step)
     gap, moved = plain.gaps[step], checked.batch_diff
-    print(f"  first difference at token {step}: plain top-2 logit gap {gap:.5f} "
-          f"({'near-tie' if gap < NEAR_TIE else 'not within 1e-3'}); the same position evaluated "
-          f"in a batch of 2 moves the logits by up to {moved:.4f}\n"
-          f"  plain : {plain.texts[step][-60:]!r}")
-    # A difference must be one that llama.cpp's batched arithmetic explains, not a wrong token:
-    # the plain choice was closer than a batch moves the logits.
-    assert gap < NEAR_TIE or gap < 2 * moved
+    # With llama.cpp built as the README says, a batch moves no logit, so lookup's text is
+    # plain greedy decoding's; a difference is a wrong token unless the build is the cause.
+    pytest.fail(f"first difference at token {step}: plain top-2 logit gap {gap:.5f} "
+                f"({'near-tie' if gap < NEAR_TIE else 'not within 1e-3'}); the same position "
+                f"evaluated in a batch of 2 moves the logits by up to {moved:.4f}\n"
+                f"  plain : {plain.texts[step][-60:]!r}")
