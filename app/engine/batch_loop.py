@@ -2,11 +2,11 @@
 
 Each slot is one sequence id of a context made with `n_seq_max = N` and a KV stream per
 sequence (`kv_unified = False`), so every slot holds a full `n_ctx` of its own and the cells
-of one sequence never depend on what the others did. A step builds one `llama_batch`: the
-next token of every generating sequence (plus its prompt-lookup draft), then prompt chunks of
-newly admitted requests in what room is left, asks for logits only where a token is sampled
-or a draft checked, decodes, and samples per sequence with that sequence's own settings and
-seed. Cancel, stops and max tokens are checked per sequence between steps, so a cancelled
+of one sequence never depend on what the others did. A step decodes one `llama_batch` with
+the next token of every generating sequence (plus its prompt-lookup draft), asking for logits
+only where a token is sampled or a draft checked, and samples per sequence with that
+sequence's own settings and seed; then the next chunk of each prompt being read, in a call of
+its own. Cancel, stops and max tokens are checked per sequence between steps, so a cancelled
 sequence stops within one step and the others go on; a new request takes a free slot at the
 next step (as llama-server does).
 """
@@ -207,25 +207,37 @@ class BatchLoop:
         running = self.active
         if not running:
             return
-        n = self._fill(running)
+        generating = [s for s in running if s.pending is not None]
+        for seq in running:
+            seq.in_flight = max(seq.in_flight, len(running))
+        if generating:
+            n = self._fill_generating(generating)
+            t = time.perf_counter()
+            self._decode(n)
+            for seq in generating:
+                self._after_decode(seq)
+            # Timed up to here: a GPU decode returns early, reading the logits waits for it.
+            self.cost.observe(n, time.perf_counter() - t)
+        # Each prompt in a call of its own, cut where it would be cut alone: llama.cpp's CPU
+        # kernels for batches of 8 tokens or more round differently from those for fewer, so
+        # a prompt read beside other sequences' tokens (or a token decoded beside a prompt)
+        # would not give what that request gives alone.
+        for seq in running:
+            if seq.pending is None and seq.slot is not None and seq.slot.seq is seq:
+                self._decode(self._fill_prompt(seq))
+                if seq.first_logit >= 0:
+                    self._after_decode(seq)
+
+    def _decode(self, n: int) -> None:
         self.batch.n_tokens = n
-        t = time.perf_counter()
         rc = self.L.llama_decode(self.ctx, self.batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with status {rc}")
-        for seq in running:
-            seq.in_flight = max(seq.in_flight, len(running))
-            if seq.first_logit >= 0:
-                self._after_decode(seq)
-        # Timed up to here: a GPU decode returns early, reading the logits waits for it.
-        self.cost.observe(n, time.perf_counter() - t)
 
-    def _fill(self, running: list[Sequence]) -> int:
+    def _fill_generating(self, generating: list[Sequence]) -> int:
+        """The next token of every generating sequence, each followed by its lookup draft."""
         n = 0
-        generating = [s for s in running if s.pending is not None]
-        prompting = [s for s in running if s.pending is None]
-        # Room for drafts: what the batch holds after one token per generating sequence.
-        spare = self.n_batch - len(generating)
+        spare = self.n_batch - len(generating)   # room for drafts
         for seq in generating:
             kv = len(seq.slot.tokens)
             seq.draft = []
@@ -238,22 +250,20 @@ class BatchLoop:
             for i, tok in enumerate([seq.pending, *seq.draft]):
                 self._put(n, tok, kv + i, seq.slot.id, True)
                 n += 1
-        for seq in prompting:
-            room = self.n_batch - n
-            if room <= 0:
-                seq.first_logit = -1
-                continue
-            start = seq.n_eval
-            end = min(len(seq.prompt), start + room)
-            for i in range(start, end):
-                self._put(n, seq.prompt[i], i, seq.slot.id, i == len(seq.prompt) - 1)
-                n += 1
-            seq.slot.tokens.extend(seq.prompt[start:end])
-            seq.n_eval = end
-            seq.first_logit = n - 1 if end == len(seq.prompt) else -1
-            if end < len(seq.prompt):
-                self.send(P.Progress("prompt", round(end / len(seq.prompt), 3), seq.id))
         return n
+
+    def _fill_prompt(self, seq: Sequence) -> int:
+        """The next n_batch tokens of a prompt (logits only after its last token)."""
+        start = seq.n_eval
+        end = min(len(seq.prompt), start + self.n_batch)
+        for n, i in enumerate(range(start, end)):
+            self._put(n, seq.prompt[i], i, seq.slot.id, i == len(seq.prompt) - 1)
+        seq.slot.tokens.extend(seq.prompt[start:end])
+        seq.n_eval = end
+        seq.first_logit = end - 1 - start if end == len(seq.prompt) else -1
+        if end < len(seq.prompt):
+            self.send(P.Progress("prompt", round(end / len(seq.prompt), 3), seq.id))
+        return end - start
 
     def _put(self, i: int, tok: int, pos: int, seq_id: int, logits: bool) -> None:
         b = self.batch
