@@ -246,7 +246,7 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
                       api_key: str | None = None, ca_bundle: str | None = None,
                       into: Engine | None = None, remote: bool | None = None,
                       progress: Callable[[str, float], None] | None = None,
-                      parallel: int = 1) -> Engine:
+                      parallel: int = 1, exact: bool = False) -> Engine:
     """Open a model file in the local worker (`into`: an EngineClient to load it into) or
     connect to a server (`remote`: the source is a URL; None: decide from its look).
     Raises EngineError (BadSource for what the user must fix)."""
@@ -283,7 +283,7 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
     try:
         info = await engine.load(source, n_ctx=n_ctx, n_gpu_layers=n_gpu,
                                  n_threads=hardware.bound_threads(threads, hw), progress=progress,
-                                 n_seq=max(1, parallel))
+                                 n_seq=max(1, parallel), exact=exact)
     except BaseException:
         if into is None:
             await engine.close()

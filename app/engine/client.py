@@ -142,11 +142,13 @@ class EngineClient(Engine):
     # --- load ------------------------------------------------------------------------------
     async def load(self, path: str | Path, n_ctx: int = 4096, n_gpu_layers: int = 0,
                    n_threads: int | None = None, n_batch: int = 512,
-                   progress: Callable[[str, float], None] | None = None, n_seq: int = 1) -> ModelInfo:
+                   progress: Callable[[str, float], None] | None = None, n_seq: int = 1,
+                   exact: bool = False) -> ModelInfo:
         """Validate the file, start a worker if needed and load the model into it.
-        n_seq sequences are decoded together, each with a context of n_ctx tokens."""
+        n_seq sequences are decoded together, each with a context of n_ctx tokens; `exact`: a
+        sequence's tokens do not depend on what else is decoded (see P.Load)."""
         info = await asyncio.to_thread(gguf_file.inspect, path)
-        req = P.Load(str(Path(path).resolve()), n_ctx, n_gpu_layers, n_threads, n_batch, n_seq)
+        req = P.Load(str(Path(path).resolve()), n_ctx, n_gpu_layers, n_threads, n_batch, n_seq, exact)
         async with self._lock:
             self._gguf = info
             return await self._load_locked(req, progress)

@@ -43,6 +43,10 @@ class Load:
     n_threads: int | None = None
     n_batch: int = 512
     n_seq: int = 1           # sequences decoded together; each holds n_ctx tokens
+    # Keep weights as stored: llama.cpp's CPU build repacks Q4_0/Q4_K/IQ4_NL weights at load for
+    # faster wide batches, whose kernel rounds unlike the one-token one, so a sequence decoded
+    # beside others (or after a 4-token prompt chunk) would not give what it gives alone.
+    exact: bool = False
 
 
 @dataclass

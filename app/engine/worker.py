@@ -160,6 +160,7 @@ class Worker:
         def params_with_progress():
             params = default_params()
             params.progress_callback = on_progress
+            params.use_extra_bufts = not req.exact
             return params
 
         def ctx_params_with_sequences():
