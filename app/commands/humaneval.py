@@ -210,7 +210,7 @@ async def _measured_parallel(args) -> int:
 
     def probe_engine(n):
         return open_engine(args.model, n_ctx=1024, gpu_layers=args.gpu_layers, threads=args.threads,
-                           parallel=n)
+                           parallel=n, exact=True)
 
     backend = hardware.detect_backend()
     fresh = parallel_probe.cached(args.model, backend) is None
@@ -264,7 +264,7 @@ async def _run_in(folder, saved: dict | None, args) -> int:
                 parallel = await _measured_parallel(args)
             engine = await open_engine(args.engine or args.model, remote=bool(args.engine), n_ctx=args.ctx,
                                        gpu_layers=args.gpu_layers, threads=args.threads,
-                                       parallel=parallel or 1, **engine_options(args))
+                                       parallel=parallel or 1, exact=True, **engine_options(args))
             info = engine.info
             try:
                 protocol = resolve_protocol(vars(args), f"{info.name} {Path(info.path).name}")

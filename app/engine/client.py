@@ -182,7 +182,7 @@ class EngineClient(Engine):
             file_size=gi.file_size, chat_template=gi.chat_template, n_ctx=ev.n_ctx,
             n_gpu_layers=ev.n_gpu_layers, n_threads=ev.n_threads, load_s=ev.load_s,
             bos_token=ev.bos_token, eos_token=ev.eos_token, gpu_offload=ev.gpu_offload,
-            n_seq=ev.n_seq, infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
+            n_seq=ev.n_seq, exact=req.exact, infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
                                                   "tokenizer.ggml.prefix_token_id")),
             fim_tokens=dict(ev.fim_tokens))
         self._set_state("ready", gi.name)

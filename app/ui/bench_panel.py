@@ -241,7 +241,8 @@ class BenchPanel(QWidget):
 
     async def _use_measured_parallel(self, engine) -> None:
         """As the CLI does: the best count of sequences for this model and backend (a probe of
-        about 10 s the first time, cached), and the model reloaded with that many slots."""
+        about 10 s the first time, cached), and the model reloaded with that many slots, exact
+        (P.Load), so the score does not depend on how many answers were generated at once."""
         from app.engine import hardware, parallel_probe
         from app.engine.base import open_engine
 
@@ -255,13 +256,14 @@ class BenchPanel(QWidget):
             best = await parallel_probe.default_parallel(
                 path, backend=backend, open_probe_engine=lambda n: open_engine(
                     path, n_ctx=1024, gpu_layers=bar.gpu_layers_text(), threads=bar.threads.value() or None,
-                    parallel=n))
+                    parallel=n, exact=True))
         engine = self.window.engine
-        if engine.info is not None and best == engine.capabilities.parallel_slots:
+        if engine.info is not None and best == engine.capabilities.parallel_slots and engine.info.exact:
             return
         self.status.setText(f"Loading {Path(path).name} with {best} sequence slots…")
         # every slot holds a context of its own: where that many do not fit, one does
-        if not await bar.load(path, parallel=best) and (best == 1 or not await bar.load(path, parallel=1)):
+        if not await bar.load(path, parallel=best, exact=True) and (
+                best == 1 or not await bar.load(path, parallel=1, exact=True)):
             raise RunFolderError(f"could not load {Path(path).name} again: {bar.state.text()}")
 
     def stop(self) -> None:

@@ -279,9 +279,9 @@ class ModelBar(QWidget):
             text = "auto"
         return text
 
-    async def load(self, path: str, parallel: int | None = None) -> bool:
+    async def load(self, path: str, parallel: int | None = None, exact: bool = False) -> bool:
         """Load a model file; `parallel`: sequence slots (default: what the self-test measured
-        for this model and backend, else 1)."""
+        for this model and backend, else 1); `exact`: as the self-test loads it (P.Load)."""
         s = self.window.settings
         n_ctx = int(self.ctx.currentText())
         self.load_btn.setEnabled(False)
@@ -297,7 +297,7 @@ class ModelBar(QWidget):
             if parallel is None:
                 parallel = await asyncio.to_thread(measured_parallel, path)
             engine = await open_engine(
-                path, n_ctx=n_ctx, gpu_layers=n_gpu, threads=threads, parallel=parallel,
+                path, n_ctx=n_ctx, gpu_layers=n_gpu, threads=threads, parallel=parallel, exact=exact,
                 into=self.local_engine, progress=lambda stage, f: self.progress.setValue(int(f * 1000)))
             engine.info.offload_note = why
         except EngineError as exc:

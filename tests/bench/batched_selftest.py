@@ -67,14 +67,14 @@ async def main() -> dict:
     tmp = Path(tempfile.mkdtemp())
     model = gemma(tmp)
     problems = he.load_problems(task_ids=[str(t) for t in TASKS])
-    engine = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=4)
+    engine = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=4, exact=True)
     try:
         runs = await alternated_runs(engine, problems, tmp, BUDGET_S)
     finally:
         await engine.close()
     # not judged: 8 in flight, which the parallel probe picks on this machine (small batches
     # decode comparatively slowly on this CPU build; 8 amortises the weights better)
-    engine8 = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=8)
+    engine8 = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=8, exact=True)
     try:
         r8 = await one_run(engine8, problems, 8, tmp / "run-n8")
     finally:

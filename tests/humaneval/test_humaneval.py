@@ -119,6 +119,24 @@ def test_real_gemma_run_passes_tasks(tmp_path, gemma):
     assert f"({summary['passed']}/6)" in r.stdout
 
 
+def test_parallel_4_scores_what_one_at_a_time_scores(tmp_path, gemma):
+    """Issue 14's must-show: the six tasks with 4 generations in flight. The self-test loads the
+    model exact (no weight repacking), so each completion is the one-at-a-time completion; with
+    repacked Q4_K weights, 4-wide steps changed HumanEval/60 at its second token."""
+    runs = {}
+    for n in (1, 4):
+        out = tmp_path / f"n{n}"
+        r = run_cli("humaneval", "--model", str(gemma), "--protocol", "codex", "--parallel", str(n),
+                    "--tasks", "23,28,29,42,53,60", "--out", str(out), timeout=600)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["model"]["exact_batches"] is True
+        runs[n] = (summary, {x["task_id"]: x["completion"] for x in read_rows(out / "samples.jsonl")})
+    print(f"passed: {runs[1][0]['passed']}/6 one at a time, {runs[4][0]['passed']}/6 with 4 in flight")
+    assert runs[4][0]["passed"] >= 5
+    assert runs[4][1] == runs[1][1]
+
+
 def test_real_smollm_run_on_five_tasks(tmp_path, smollm):
     r = run_cli("humaneval", "--model", str(smollm), "--limit", "5", "--max-tokens", "128",
                 "--out", str(tmp_path / "run"), timeout=600)
