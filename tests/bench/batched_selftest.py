@@ -1,7 +1,8 @@
 """Benchmark: the local worker decoding 4 HumanEval sequences together against one at a time.
 
 16 tasks (the six Gemma-3-270M passes 23, 28, 29, 42, 53, 60 and ten more), Gemma-3-270M
-Q4_K_M, codex protocol (greedy), one worker loaded with 4 sequence slots; the runner with 4
+Q4_K_M, codex protocol (greedy), one worker loaded with 4 sequence slots and, as the self-test
+loads it, exact (no weight repacking: see the README on -DGGML_LLAMAFILE=OFF); the runner with 4
 generations in flight against 1, after an untimed warm-up, alternated (4, 1, 1, 4, 4, 1 while
 time allows), scored in the sandbox. Value: median N=4 throughput / median N=1 throughput (generated tokens per wall s).
 Target >= 1.3 here. Also: both verdicts, how many completions are identical (expect >= 12/16),
