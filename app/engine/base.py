@@ -66,7 +66,7 @@ class ModelInfo:
     eos_token: str = ""
     gpu_offload: bool = False
     n_seq: int = 1           # sequences the local engine decodes together (parallel slots)
-    exact: bool = False      # loaded without weight repacking: batching cannot change its tokens
+    exact: bool = False      # loaded without weight repacking (P.Load.exact)
     infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
     fim_tokens: dict = field(default_factory=dict)  # infill role -> token text (completion/fim.py)
     offload_note: str = ""   # why this many GPU layers
@@ -229,7 +229,7 @@ class Engine(abc.ABC):
                     "server_claims_note": "reported by the server; not verifiable from here"}
         return {"engine": "local", "path": info.path, "name": info.name, "file": Path(info.path).name,
                 "quantization": info.quantization, "file_size": info.file_size,
-                "n_ctx": info.n_ctx, "n_gpu_layers": info.n_gpu_layers, "exact_batches": info.exact}
+                "n_ctx": info.n_ctx, "n_gpu_layers": info.n_gpu_layers, "weight_repacking": not info.exact}
 
     async def __aenter__(self):
         return self

@@ -9,6 +9,7 @@ No dependency on llama.cpp here: tokens are ints, logits numpy arrays.
 """
 from __future__ import annotations
 
+import heapq
 import re
 
 import numpy as np
@@ -17,6 +18,7 @@ MAX_NGRAM = 4
 MIN_NGRAM = 2   # a single-token match drafts mostly noise, and a wrong draft costs a wider batch
 MAX_DRAFT = 12
 AGREEMENT = 32   # tokens compared backwards to choose between places that match
+CANDIDATES = 64  # places weighed at most (a newline and an indent match hundreds)
 # Weight of what was seen one drafted token ago: an edit copies for a while, then writes new
 # text, then copies again, so the acceptance rate that counts is the recent one.
 MEMORY = 0.9
@@ -62,7 +64,7 @@ class PromptLookup:
         text, index = self.text, self.index
         old = len(text)
         text.extend(tokens)
-        for end in range(max(old, MIN_NGRAM), len(text) + 1):
+        for end in range(max(old + 1, MIN_NGRAM), len(text) + 1):   # old was indexed before
             for n in range(MIN_NGRAM, min(MAX_NGRAM, end) + 1):
                 index.setdefault(tuple(text[end - n:end]), []).append(end)
 
@@ -83,6 +85,8 @@ class PromptLookup:
             if len(history) < n:
                 continue
             starts = [s for s in self.index.get(tuple(history[-n:]), ()) if s < end]
+            if len(starts) > CANDIDATES:
+                starts = heapq.nsmallest(CANDIDATES, starts, key=lambda s: abs(s - self.cursor))
             if starts:
                 # Several places match: take the one that matches furthest back (a line the
                 # output repeats, the code it copies), then the one aligned with the copy.
@@ -106,10 +110,11 @@ class PromptLookup:
             i += 1
         return i
 
-    def update(self, drafted: int, accepted: int) -> None:
+    def update(self, drafted: int, accepted: int, extra: int = 1) -> None:
+        """`extra`: tokens the model added after the accepted ones (a sent draft: the token
+        after them, which replaced a text token or continued it; a draft scored unsent: none)."""
         if self._last_start >= 0:
-            # The token after the accepted ones replaced a prompt token: continue after it.
-            self.cursor = self._last_start + accepted + 1
+            self.cursor = self._last_start + accepted + extra
         rejected = int(accepted < drafted)
         fade = MEMORY ** (accepted + rejected)
         self.accepted = self.accepted * fade + accepted
@@ -118,7 +123,9 @@ class PromptLookup:
     def observe(self, token: int) -> None:
         """The model's token after a step that sent no draft: score the draft it would have been."""
         if self.shadow is not None:
-            self.update(1, int(token == self.shadow))
+            kept = int(token == self.shadow)
+            # the model's token replaced the text's (or was it): the copy goes on after it
+            self.update(1, kept, extra=1 - kept)
             self.shadow = None
 
     def best_length(self, cost, others: int, limit: int) -> int:

@@ -27,7 +27,9 @@ def cache_file() -> Path:
 
 def cache_key(model_path: str | Path, backend: str) -> str:
     st = os.stat(model_path)
-    return f"{Path(model_path).resolve()}|{st.st_size}|{int(st.st_mtime)}|{backend}"
+    # "exact": probes load as the self-test does (P.Load.exact); counts measured before with
+    # repacked weights are not reused
+    return f"{Path(model_path).resolve()}|{st.st_size}|{int(st.st_mtime)}|{backend}|exact"
 
 
 def cached(model_path, backend: str) -> int | None:

@@ -1,5 +1,5 @@
 # Build the Windows app folder and the Inno Setup installer into build\ (run from any folder).
-# Needs: Python with the app, llama-cpp-python built portable (CMAKE_ARGS=-DGGML_NATIVE=OFF,
+# Needs: Python with the app, llama-cpp-python built portable (CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_LLAMAFILE=OFF",
 # or -DGGML_CUDA=on for the CUDA variant), pyinstaller, and Inno Setup 6 (iscc on PATH).
 $ErrorActionPreference = "Stop"
 Set-Location (Join-Path $PSScriptRoot "..\..")

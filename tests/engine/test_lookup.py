@@ -35,11 +35,23 @@ def test_the_output_so_far_is_drafted_from_too():
 
 
 def test_the_place_that_agrees_furthest_back_wins():
-    # (5, 6) follows both 1 and 2; the history ends "2 5 6", so the second copy is continued
-    prompt = [1, 5, 6, 7, 0, 2, 5, 6, 8, 0]
+    # the longest n-gram, (2, 3, 4, 5), is at two places; only 6 tokens back do they differ
+    prompt = [1, 9, 2, 3, 4, 5, 7, 0, 8, 9, 2, 3, 4, 5, 6, 0]
+    assert LK.PromptLookup(prompt).draft(prompt + [8, 9, 2, 3, 4, 5], 1) == [6]
+    assert LK.PromptLookup(prompt).draft(prompt + [1, 9, 2, 3, 4, 5], 1) == [7]
+
+
+def test_a_shadow_scored_draft_keeps_the_copy_aligned():
+    block = [10, 11, 12, 13, 14, 15, 16, 17]
+    prompt = block + [0] + block + [0]           # the same block twice
     lk = LK.PromptLookup(prompt)
-    assert lk.draft(prompt + [9, 2, 5, 6], 1) == [8]
-    assert lk.draft(prompt + [9, 1, 5, 6], 1) == [7]
+    history = prompt + [10, 11]
+    lk.draft(history, 0)
+    start = lk._last_start
+    lk.observe(lk.text[start])                   # the model wrote the guessed token
+    assert lk.cursor == start + 1                # the copy goes on right after it
+    assert lk.draft(history + [lk.text[start]], 2) == lk.text[start + 1:start + 3]
+    assert lk._last_start == start + 1
 
 
 def test_an_unsent_draft_is_still_scored_against_the_models_token():
