@@ -124,7 +124,10 @@ def test_the_duplicated_suffix_is_trimmed_with_the_real_model(smollm):
 
     alone, again, last = arun(go())
     assert len(last.strip()) > 3
-    assert again.raw.startswith(alone.raw.rstrip())       # the model says the same again
+    # the model says the same again; the completer cancels once it has what it shows, so
+    # either run may have received a token more than the other before the cancel took effect
+    shorter, longer = sorted((alone.raw.rstrip(), again.raw.rstrip()), key=len)
+    assert longer.startswith(shorter)
     assert trim.has_duplicated_suffix(alone.shown, "", [last])
     assert not trim.has_duplicated_suffix(again.shown, "", [last])
     assert again.shown == "\n".join(alone.shown.split("\n")[:-1]).rstrip()
