@@ -4,9 +4,10 @@ This is what makes a parallel self-test score what a serial one scores, and a pr
 edit give the text plain greedy decoding gives. It holds for llama.cpp built without
 llamafile's matrix kernels (`-DGGML_LLAMAFILE=OFF`, as the README installs it): those kernels
 are taken for some batches of several tokens, not for one, and round differently, moving
-SmolLM2's logits by up to 0.76 (measured), enough to change greedy text. SmolLM2's weights are Q4_1, which llama.cpp
-does not repack at load; repacked weights (Q4_0, Q4_K, IQ4_NL) take yet another kernel in wide
-steps, which the self-test avoids by loading exact (test_humaneval.py covers that)."""
+SmolLM2's logits by up to 0.76 (measured), enough to change greedy text. SmolLM2's weights are
+Q4_1, which llama.cpp does not repack at load; repacked weights (Q4_0, Q4_K, IQ4_NL) take yet
+another kernel in wide steps, which the self-test avoids by loading exact (test_humaneval.py
+covers that)."""
 from __future__ import annotations
 
 import numpy as np
