@@ -219,11 +219,11 @@ class BatchLoop:
             # Timed up to here: a GPU decode returns early, reading the logits waits for it.
             self.cost.observe(n, time.perf_counter() - t)
         # Each prompt in a call of its own, cut where it would be cut alone: llama.cpp's CPU
-        # kernels for batches of 8 tokens or more round differently from those for fewer, so
+        # kernels for wide batches (repacked weights: 4 tokens or more) round differently, so
         # a prompt read beside other sequences' tokens (or a token decoded beside a prompt)
         # would not give what that request gives alone.
         for seq in running:
-            if seq.pending is None and seq.slot is not None and seq.slot.seq is seq:
+            if seq.pending is None and seq.slot.seq is seq:   # not finished above
                 self._decode(self._fill_prompt(seq))
                 if seq.first_logit >= 0:
                     self._after_decode(seq)

@@ -110,11 +110,11 @@ class PromptLookup:
             i += 1
         return i
 
-    def update(self, drafted: int, accepted: int, extra: int = 1) -> None:
-        """`extra`: tokens the model added after the accepted ones (a sent draft: the token
-        after them, which replaced a text token or continued it; a draft scored unsent: none)."""
+    def update(self, drafted: int, accepted: int, emitted: int | None = None) -> None:
+        """`emitted`: tokens the model wrote this step (a sent draft: the accepted ones and the
+        token after them); the copied text goes on after as many text tokens."""
         if self._last_start >= 0:
-            self.cursor = self._last_start + accepted + extra
+            self.cursor = self._last_start + (accepted + 1 if emitted is None else emitted)
         rejected = int(accepted < drafted)
         fade = MEMORY ** (accepted + rejected)
         self.accepted = self.accepted * fade + accepted
@@ -123,9 +123,7 @@ class PromptLookup:
     def observe(self, token: int) -> None:
         """The model's token after a step that sent no draft: score the draft it would have been."""
         if self.shadow is not None:
-            kept = int(token == self.shadow)
-            # the model's token replaced the text's (or was it): the copy goes on after it
-            self.update(1, kept, extra=1 - kept)
+            self.update(1, int(token == self.shadow), emitted=1)
             self.shadow = None
 
     def best_length(self, cost, others: int, limit: int) -> int:

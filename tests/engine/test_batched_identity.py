@@ -10,6 +10,8 @@ another kernel in wide steps, which the self-test avoids by loading exact (test_
 covers that)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 REBUILD = ('llama-cpp-python was built with llamafile kernels: reinstall it with CMAKE_ARGS='
@@ -48,57 +50,53 @@ class Context:
         self.L.llama_batch_free(self.batch)
         self.L.llama_free(self.ctx)
 
+    def __enter__(self):
+        return self
 
-def _load(model):
+    def __exit__(self, *exc):
+        self.close()
+
+
+@contextmanager
+def _loaded(model):
     from llama_cpp import Llama
 
-    return Llama(str(model), n_ctx=256, n_threads=1, n_threads_batch=1, verbose=False)
-
-
-def test_a_draft_checked_in_one_batch_gets_the_logits_of_one_token_at_a_time(smollm):
-    llm = _load(smollm)
+    llm = Llama(str(model), n_ctx=256, n_threads=1, n_threads_batch=1, verbose=False)
     try:
-        tokens = llm.tokenize(TEXT.encode(), add_bos=True)
-        head, tail = tokens[:-12], tokens[-12:]
-        alone, together = Context(llm, 1), Context(llm, 1)
-        try:
-            for ctx in (alone, together):
-                ctx.decode([(t, i, 0) for i, t in enumerate(head)])
-            one_by_one = [alone.decode([(t, len(head) + i, 0)])[0] for i, t in enumerate(tail)]
-            batched = together.decode([(t, len(head) + i, 0) for i, t in enumerate(tail)])
-        finally:
-            alone.close()
-            together.close()
+        yield llm
     finally:
         llm.close()
-    moved = [float(np.abs(a - b).max()) for a, b in zip(one_by_one, batched)]
-    print(f"largest logit change per position in a batch of {len(tail)}: {moved}")
+
+
+def _assert_unmoved(alone: list[np.ndarray], batched: list[np.ndarray], what: str) -> None:
+    moved = [float(np.abs(a - b).max()) for a, b in zip(alone, batched)]
+    print(f"largest logit change {what}: {moved}")
     assert max(moved) == 0.0, REBUILD
 
 
+def test_a_draft_checked_in_one_batch_gets_the_logits_of_one_token_at_a_time(smollm):
+    with _loaded(smollm) as llm, Context(llm, 1) as alone, Context(llm, 1) as together:
+        tokens = llm.tokenize(TEXT.encode(), add_bos=True)
+        head, tail = tokens[:-12], tokens[-12:]
+        for ctx in (alone, together):
+            ctx.decode([(t, i, 0) for i, t in enumerate(head)])
+        one_by_one = [alone.decode([(t, len(head) + i, 0)])[0] for i, t in enumerate(tail)]
+        batched = together.decode([(t, len(head) + i, 0) for i, t in enumerate(tail)])
+    _assert_unmoved(one_by_one, batched, f"per position in a batch of {len(tail)}")
+
+
 def test_sequences_decoded_together_get_the_logits_each_gets_alone(smollm):
-    llm = _load(smollm)
-    try:
+    with _loaded(smollm) as llm:
         prompts = [llm.tokenize(p.encode(), add_bos=True) for p in
                    (TEXT, "class Queue:\n    def __init__(self):\n        self.items = []\n", "import os\n")]
         solo = []
         for p in prompts:
-            ctx = Context(llm, 1)
-            try:
+            with Context(llm, 1) as ctx:
                 ctx.decode([(t, i, 0) for i, t in enumerate(p[:-1])])
                 solo.append(ctx.decode([(p[-1], len(p) - 1, 0)])[0])
-            finally:
-                ctx.close()
-        ctx = Context(llm, len(prompts))
-        try:
+        with Context(llm, len(prompts)) as ctx:
             # every prompt but its last token first, then the last tokens of all in one batch
             for s, p in enumerate(prompts):
                 ctx.decode([(t, i, s) for i, t in enumerate(p[:-1])])
             together = ctx.decode([(p[-1], len(p) - 1, s) for s, p in enumerate(prompts)])
-        finally:
-            ctx.close()
-    finally:
-        llm.close()
-    moved = [float(np.abs(a - b).max()) for a, b in zip(solo, together)]
-    print(f"largest logit change per sequence, decoded together: {moved}")
-    assert max(moved) == 0.0, REBUILD
+    _assert_unmoved(solo, together, "per sequence, decoded together")
