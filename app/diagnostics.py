@@ -37,6 +37,7 @@ def report() -> list[tuple[str, str]]:
     rows.append(("RAM", f"{hw.ram_available / 1e9:.1f} GB available of {hw.ram_total / 1e9:.1f} GB"))
     rows.append(("CPU threads", f"{hw.default_threads} used by default ({hw.physical_cores} cores, "
                                 f"{hw.logical_cpus} logical)"))
+    rows.append(("decontam filter", _decontam_filter()))
     rows.append(("models folder", str(paths.models_dir())))
     rows.append(("Hugging Face cache", str(paths.hf_cache_dir())))
     rows.append(("settings", str(paths.config_dir())))
@@ -45,6 +46,14 @@ def report() -> list[tuple[str, str]]:
     rows.append(("logs", str(paths.log_dir())))
     rows.append(("completion (last run)", _completion_stats()))
     return rows
+
+
+def _decontam_filter() -> str:
+    from app.bench import decontam_filter
+
+    if decontam_filter._rawscan is not None:
+        return "compiled"
+    return "Python fallback (about 2.5x slower: the C extension was not built; reinstall with a C compiler)"
 
 
 def _completion_stats() -> str:

@@ -44,7 +44,9 @@ def check(results: dict) -> list[str]:
     problems = []
     if results["version"][0] != 0 or not results["version"][1].startswith("llamadesk "):
         problems.append(f"--version: {results['version']}")
-    if results["doctor"][0] != 0 or "llama.cpp backend" not in results["doctor"][1] or "(frozen)" not in results["doctor"][1]:
+    doctor = results["doctor"][1]
+    if (results["doctor"][0] != 0 or "llama.cpp backend" not in doctor or "(frozen)" not in doctor
+            or "decontam filter compiled" not in " ".join(doctor.split())):
         problems.append(f"doctor: {results['doctor']}")
     if results["complete"][0] != 0 or not results["complete"][1].strip():
         problems.append(f"complete: {results['complete']}")

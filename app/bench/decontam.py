@@ -14,6 +14,7 @@ each prompt and reports the fraction of windows found.
 Speed: any occurrence of a 50-character substring contains one of the 25-character blocks that
 start at multiples of 26 in the text, so the scan looks up one block per 26 characters in a
 set of all 25-character pieces of the substrings, and only texts with a hit are checked in full.
+For JSONL, decontam_filter.py does that over raw lines before any is parsed.
 """
 from __future__ import annotations
 
@@ -23,19 +24,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from app.bench.decontam_filter import LineFilter
+
 GRAM = 25
-RAW_GRAM, RAW_MIN = 11, 29   # the raw-bytes filter: gram length, and the shortest needle it strides over
 STRIDE = 26          # GRAM + STRIDE - 1 <= the substring length (50), so no occurrence is missed
 _NON_ALNUM = re.compile(r"[\W_]+")   # \w is isalnum() plus "_" in Python's re
 _ASCII_DELETE = "".join(chr(c) for c in range(128) if not chr(c).isalnum())
 _ASCII_TABLE = str.maketrans("", "", _ASCII_DELETE)
-RAW_LETTERS = str.maketrans("", "", "bfnrt")   # the letters of JSON's escapes \b \f \n \r \t
-_RAW_DELETE = bytes(c for c in range(128) if not chr(c).isalnum() and c != 10) + b"bfnrt"
-
-
-def raw_normalise(data: bytes, casefold: bool = False) -> bytes:
-    """Raw ASCII JSON lines -> filter text: alphanumerics minus b, f, n, r, t; newlines kept."""
-    return (data.lower() if casefold else data).translate(None, _RAW_DELETE)
 
 
 def normalise(text: str, casefold: bool = False) -> str:
@@ -53,6 +48,7 @@ class Settings:
     exhaustive: bool = False
     fields: list[str] | None = None
     max_record_mb: int = 64     # longer records are scanned as raw text in windows, never loaded whole
+    validate_json: bool = False   # parse every JSONL line; by default only those the filter lets through
 
     def describe(self) -> dict:
         d = asdict(self)
@@ -108,49 +104,7 @@ class Matcher:
                     grams.setdefault(src[o:o + self.gram], set()).add(k)
         self.grams = grams
         self.gram_set = frozenset(grams)
-        self._raw_filter(needles)
-
-    def _raw_filter(self, needles: list[str]) -> None:
-        """A filter that reads raw ASCII JSON text in one `bytes.translate` pass.
-
-        Raw JSON holds escapes such as `\\n`: dropping the backslash leaves a stray letter, and
-        those letters are all in b, f, n, r, t. Deleting these five letters from both the
-        needles and the text keeps every true occurrence an occurrence, so the filter never
-        misses; what it lets through is then checked exactly. The few needles that shrink below
-        RAW_MIN are searched for whole, so that they do not shorten everyone's stride.
-        """
-        reduced = {x.translate(RAW_LETTERS) for x in needles if x.isascii()}
-        long_ = [x for x in reduced if len(x) >= RAW_MIN]
-        self.raw_short = [x.encode() for x in reduced if len(x) < RAW_MIN]
-        shortest = min((len(x) for x in long_), default=RAW_MIN)
-        self.raw_gram = RAW_GRAM
-        self.raw_stride = shortest - RAW_GRAM + 1
-        self.raw_grams = frozenset(x[o:o + RAW_GRAM].encode() for x in long_
-                                   for o in range(len(x) - RAW_GRAM + 1))
-
-    def raw_hit(self, data: bytes) -> bool:
-        """Cheap filter on bytes made by `raw_normalise` (ASCII-only needles can be there)."""
-        n, g, st = len(data), self.raw_gram, self.raw_stride
-        blocks = map(data.__getitem__, map(slice, range(0, n, st), range(g, n + g, st)))
-        return not self.raw_grams.isdisjoint(blocks) or any(x in data for x in self.raw_short)
-
-    def raw_hit_positions(self, data: bytes, segment: int = 1 << 16) -> list[int]:
-        """Where the filter hits. Python walks only the segments (cut at newlines, which no gram
-        holds) that the C-level `raw_hit` lets through, not the whole chunk."""
-        g, st, pool = self.raw_gram, self.raw_stride, self.raw_grams
-        found, start, n = [], 0, len(data)
-        while start < n:
-            end = data.find(b"\n", start + segment) + 1 or n
-            part = data[start:end]
-            if self.raw_hit(part):
-                found += [start + i for i in range(0, len(part), st) if part[i:i + g] in pool]
-                for x in self.raw_short:
-                    i = part.find(x)
-                    while i >= 0:
-                        found.append(start + i)
-                        i = part.find(x, i + 1)
-            start = end
-        return sorted(found)
+        self.lines = LineFilter(needles, grams, self.gram, self.stride, s.casefold)
 
     def blocks(self, text: str):
         n, g, st = len(text), self.gram, self.stride

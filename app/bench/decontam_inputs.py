@@ -1,10 +1,9 @@
 """Training-set readers for the contamination check: each input is cut into units (a file, or a
 newline-aligned byte range of a large JSONL file), and a unit is scanned in bounded memory.
 
-JSONL takes a fast path: a chunk of raw lines that is pure ASCII and has no \\u escapes is
-normalised as bytes in one go (JSON's two-character escapes removed, then every non-alphanumeric
-byte but the newline); only lines whose blocks hit a gram are decoded field by field and checked
-exactly. Every line is still parsed, so a malformed one is reported and skipped.
+JSONL takes a fast path: a chunk of raw lines goes through the filter of decontam_filter.py,
+and only the lines it lets through are parsed and checked exactly (a malformed one among them is
+reported and skipped). `--validate-json` parses every line, to report every malformed one.
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.bench.decontam import Matcher, normalise, raw_normalise
+from app.bench.decontam import Matcher, normalise
 
 try:  # every line is parsed (to report malformed ones); orjson does it 2.6x faster
     from orjson import loads as _fast_loads
@@ -191,6 +190,7 @@ class UnitScanner:
         self.max_record = max(1, int(matcher.s.max_record_mb * 2**20))
         self.cancel = cancel
         self.progress = progress   # called with bytes read since the last call
+        self.validate = matcher.s.validate_json   # parse every JSONL line: report every malformed one
 
     def _tick(self, n: int) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -267,38 +267,56 @@ class UnitScanner:
                 self._tick(os.path.getsize(unit.path))
 
     def _jsonl_chunk(self, data: bytes, base: int, unit: Unit, res: UnitResult) -> None:
+        found = None
+        if not self.validate and self.fields is None and self.max_record >= len(data):
+            found = self.m.lines.lines(data)
+        if found is None:
+            return self._jsonl_chunk_parsed(data, base, unit, res)
+        # Only the lines the filter lets through are parsed: the others cannot hold a match.
+        count, hits = found
+        res.records += count
+        line_no, offset = 0, 0
+        for want in sorted(hits):
+            while line_no < want:
+                offset = data.index(b"\n", offset) + 1
+                line_no += 1
+            end = data.find(b"\n", offset)
+            line = data[offset:end if end >= 0 else len(data)]
+            if not line.strip():
+                continue
+            try:
+                obj = _loads(line)
+            except ValueError as exc:
+                res.records -= 1
+                res.malformed.append((base + offset, str(exc).split(":")[0]))
+                continue
+            self._record(obj, {"file": unit.path, "offset": base + offset})
+
+    def _jsonl_chunk_parsed(self, data: bytes, base: int, unit: Unit, res: UnitResult) -> None:
+        """Every line parsed (malformed ones reported), then filtered as above."""
         lines = data.split(b"\n")
-        records, offset = [], base
-        for line in lines:
+        records, offset = {}, base
+        for i, line in enumerate(lines):
             if len(line) > self.max_record:  # only when the limit is below the chunk size
                 self._raw_record(io.BytesIO(), line, offset, unit, res, stop_at_newline=True)
             elif line.strip():
                 try:
-                    records.append((offset, line, _loads(line)))
+                    records[i] = (offset, _loads(line))
                 except ValueError as exc:
                     res.malformed.append((offset, str(exc).split(":")[0]))
             offset += len(line) + 1
         res.records += len(records)
         if self.fields is not None:
-            for r in records:
-                self._see_fields(r[2], res)
-        if data.isascii() and b"\\u" not in data:
-            fast, slow = records, []
-        else:
-            fast, slow = [], []
-            for r in records:
-                (fast if r[1].isascii() and b"\\u" not in r[1] else slow).append(r)
-        if fast:
-            norm = raw_normalise(b"\n".join(r[1] for r in fast), self.casefold)
-            if self.m.raw_hit(norm):
-                # the newlines survive (and no gram holds one), so a hit's position tells its record
-                hit_lines, line, last = set(), 0, 0
-                for pos in self.m.raw_hit_positions(norm):
-                    line += norm.count(b"\n", last, pos)
-                    last = pos
-                    hit_lines.add(line)
-                slow += [fast[i] for i in sorted(hit_lines)]
-        for off, _line, obj in sorted(slow, key=lambda r: r[0]):
+            for _, obj in records.values():
+                self._see_fields(obj, res)
+        slow: set[int] = set()
+        found = self.m.lines.lines(data)
+        if found is None:  # lines that are not plain ASCII become blank for the filter and are checked exactly
+            slow = {i for i in records if not lines[i].isascii() or b"\\u" in lines[i]}
+            found = self.m.lines.lines(b"\n".join(b"" if i in slow else line for i, line in enumerate(lines)),
+                                       plain=True)
+        for i in sorted(i for i in slow | found[1] if i in records):
+            off, obj = records[i]
             self._record(obj, {"file": unit.path, "offset": off})
 
     def _raw_record(self, fh, first: bytes, offset: int, unit: Unit, res: UnitResult,

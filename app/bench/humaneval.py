@@ -8,7 +8,7 @@ import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.engine import family, prompts
+from app.engine import family
 from app.engine.protocol import GenerateParams
 
 CODEX_STOPS = ["\ndef", "\nclass", "\nif", "\nprint", "\n#", "\n@"]
@@ -123,6 +123,8 @@ def build_prompt(problem: dict, proto: Protocol, *, chat_template: str | None = 
     """Prompt text and extra stop strings for one problem under a protocol."""
     if proto.name != "instruct":
         return problem["prompt"], []
+    from app.engine import prompts  # jinja2: not needed to read the problems (decontam)
+
     p = prompts.build(proto.prompt_format, INSTRUCT_ASK.format(prompt=problem["prompt"]),
                       chat_template=chat_template, bos_token=bos_token, eos_token=eos_token)
     return p.text, p.stop

@@ -31,6 +31,9 @@ def register(sub) -> None:
     d.add_argument("--out", help="report file (default: a new file under the results folder)")
     d.add_argument("--max-record-mb", type=int, default=64,
                    help="records longer than this are scanned as raw text in windows (default 64)")
+    d.add_argument("--validate-json", action="store_true",
+                   help="parse every JSONL line and report every malformed one (slower; by default "
+                        "only the lines that could hold a match are parsed)")
 
 
 def run(args) -> int:
@@ -50,7 +53,7 @@ def run(args) -> int:
         raise UserError(f"cannot read the problems: {exc}") from None
     settings = Settings(length=args.length, samples=args.samples, seed=args.seed,
                         casefold=args.casefold, exhaustive=args.exhaustive, fields=args.fields,
-                        max_record_mb=args.max_record_mb)
+                        max_record_mb=args.max_record_mb, validate_json=args.validate_json)
     line = StatusLine(tty_every_s=0.2, log_every_s=5.0)
 
     def progress(p):

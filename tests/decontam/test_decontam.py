@@ -108,14 +108,21 @@ def test_single_letter_change_is_found_by_exhaustive_with_fraction_below_one(tmp
 
 
 def test_malformed_lines_are_skipped_and_reported(tmp_path):
+    """--validate-json parses every line; by default only the lines that could hold a match are
+    parsed, so a malformed line is reported when it holds a prompt, and counted as a line if not."""
     path = tmp_path / "bad.jsonl"
     good = json.dumps({"text": BY_ID["HumanEval/7"]["prompt"]})
-    path.write_text('{"text": "fine"}\n{not json\n' + good + "\n[1, 2\n")
+    broken = json.dumps({"text": BY_ID["HumanEval/9"]["prompt"]})[:-2]
+    path.write_text('{"text": "fine"}\n{not json\n' + good + "\n[1, 2\n\n" + broken + "\n")
+    report = check([path], validate_json=True)
+    assert dirty(report) == {"HumanEval/7"}
+    assert {m["line"] for m in report["inputs"]["malformed"]} == {2, 4, 6}
+    assert report["inputs"]["files"][0]["records"] == 2
     report = check([path])
     assert dirty(report) == {"HumanEval/7"}
-    lines = {m["line"] for m in report["inputs"]["malformed"]}
-    assert lines == {2, 4}
-    assert report["inputs"]["files"][0]["records"] == 2
+    assert {m["line"] for m in report["inputs"]["malformed"]} == {6}
+    assert report["inputs"]["files"][0]["records"] == 4
+    assert report["settings"]["validate_json"] is False
 
 
 def test_gzip_json_csv_text_and_folders(tmp_path):
