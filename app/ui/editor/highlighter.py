@@ -33,7 +33,7 @@ from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QT
 INITIAL_BLOCKS = 300     # lexed before the first paint: a screen and a generous margin
 PENDING = -2             # a block's state until the idle pass has lexed it
 SLICE_S = 0.008          # idle work per timer tick: typing stays responsive
-BURST_S = 0.05           # a line growing faster than this is lexed at most 20 times a second
+BURST_S = 0.1            # a line growing faster than this is lexed at most 10 times a second
 TOKEN_CHARS = 64         # growth up to this is a token (more is a paste or a new text: lexed at once)
 
 
