@@ -104,7 +104,8 @@ class Matcher:
                     grams.setdefault(src[o:o + self.gram], set()).add(k)
         self.grams = grams
         self.gram_set = frozenset(grams)
-        self.lines = LineFilter(needles, grams, self.gram, self.stride, s.casefold)
+        self.lines = LineFilter(needles, grams, self.gram, self.stride, s.casefold,
+                                window=s.length if s.exhaustive else None)
 
     def blocks(self, text: str):
         n, g, st = len(text), self.gram, self.stride

@@ -72,15 +72,28 @@ def _blocks(data: bytes, starts: int, stride: int):
 
 
 class RawFilter:
-    """Grams of reduced needles at a stride, over `raw_normalise` text (the fallback)."""
+    """Grams of reduced needles at a stride, over `raw_normalise` text (the fallback).
 
-    def __init__(self, needles: set[bytes]):
+    `needles`: what the check looks for; with `window`, every `window`-long piece of them (the
+    exhaustive mode). A needle whose reduction is shorter than MIN_LEN is searched for whole."""
+
+    def __init__(self, needles: list[str], window: int | None = None):
         import numpy as np   # only here: its import costs a command-line run 45 ms
 
-        long_ = sorted(x for x in needles if len(x) >= MIN_LEN)
-        self.short = sorted(x for x in needles if len(x) < MIN_LEN)
-        self.stride = min((len(x) for x in long_), default=MIN_LEN) - GRAM + 1
-        self.grams = frozenset(x[o:o + GRAM] for x in long_ for o in range(len(x) - GRAM + 1))
+        sources, short, shortest = set(), set(), None
+        for x in needles:
+            pieces = [x[i:i + window] for i in range(len(x) - window + 1)] if window and len(x) > window else [x]
+            for piece in pieces:
+                reduced = piece.translate(RAW_LETTERS).encode()
+                if len(reduced) < MIN_LEN:
+                    short.add(reduced)
+                else:   # the grams come from the whole needle: a piece's grams are among them
+                    sources.add(x)
+                    shortest = min(shortest or len(reduced), len(reduced))
+        sources = {x.translate(RAW_LETTERS).encode() for x in sources}
+        self.short = sorted(short)
+        self.stride = (shortest or MIN_LEN) - GRAM + 1
+        self.grams = frozenset(x[o:o + GRAM] for x in sources for o in range(len(x) - GRAM + 1))
         self.table = np.zeros(1 << TABLE_BITS, dtype=bool)
         if self.grams:
             self.table[_hash(*_blocks(b"".join(self.grams), len(self.grams), GRAM))] = True
@@ -102,14 +115,15 @@ class RawFilter:
 
 
 class LineFilter:
-    def __init__(self, needles: list[str], grams, gram: int, stride: int, casefold: bool):
-        """`grams`, `gram` and `stride`: the exact check's (see Matcher)."""
+    def __init__(self, needles: list[str], grams, gram: int, stride: int, casefold: bool,
+                 window: int | None = None):
+        """`grams`, `gram` and `stride`: the exact check's (see Matcher); `window`: see RawFilter."""
         self.all_ascii = all(x.isascii() for x in needles)
         self.casefold = casefold
         if _rawscan is not None:
             self._args = (b"".join(g.encode() for g in grams if g.isascii()), gram, stride, casefold)
         else:
-            self.raw = RawFilter({x.translate(RAW_LETTERS).encode() for x in needles if x.isascii()})
+            self.raw = RawFilter([x for x in needles if x.isascii()], window)
 
     def lines(self, data: bytes, plain: bool = False) -> tuple[int, set[int]] | None:
         """(non-blank lines, numbers of the lines to check exactly) for raw JSONL `data`, or None
@@ -129,7 +143,8 @@ class LineFilter:
         hits = _line_numbers_at(norm, at)
         if b"\\\\u" in data:
             hits |= _line_numbers_at(data, [m.start() for m in _ESCAPED_BACKSLASH_U.finditer(data)])
-        count = norm.count(b"\n") + (not norm.endswith(b"\n"))
-        if b"\n\n" in norm or norm.startswith(b"\n"):  # some line normalises to nothing: is it blank?
+        count = norm.count(b"\n") + (not data.endswith(b"\n"))
+        last_empty = not data.endswith(b"\n") and (not norm or norm.endswith(b"\n"))
+        if b"\n\n" in norm or norm.startswith(b"\n") or last_empty:  # a line normalises to nothing: blank?
             count -= sum(1 for line in data.split(b"\n")[:count] if not line.strip())
         return count, hits

@@ -139,9 +139,26 @@ def test_fast_path_flags_what_parsing_every_line_flags(impl, casefold, tmp_path)
 
 
 def test_blank_lines_crlf_and_a_last_line_without_newline_are_counted(impl):
-    tasks = prepare_tasks(PROBLEMS, Settings())
-    data = b'{"a": 1}\r\n\r\n   \n{}\n\n[]\n\t\n{"t": "x"}'
-    assert Matcher(tasks, Settings()).lines.lines(data) == (4, set())
+    lines = Matcher(prepare_tasks(PROBLEMS, Settings()), Settings()).lines.lines
+    assert lines(b'{"a": 1}\r\n\r\n   \n{}\n\n[]\n\t\n{"t": "x"}') == (4, set())
+    assert lines(b'{"a": "x"}\n{}') == (2, set())   # the last line normalises to nothing
+    assert lines(b'{"a": "x"}\n{"t": ""}') == (2, set())
+    assert lines(b"   ") == (0, set())
+
+
+def test_exhaustive_mode_finds_any_window_of_a_long_prompt(impl):
+    """Every 50-character window is a needle: the stride follows the window, not the prompt."""
+    prompt = "def count_vowels(s):\n    " + "Return the number of vowels in the given string s, " \
+             "counting y as a vowel only at the end. " * 3
+    problems = [{"task_id": "L/0", "prompt": prompt}]
+    settings = Settings(exhaustive=True)
+    lines = Matcher(prepare_tasks(problems, settings), settings).lines.lines
+    rng = random.Random(3)
+    for start in range(0, len(prompt) - 80, 7):
+        piece = disguise(prompt[start:start + 75], rng, casefold=False)
+        data = (json.dumps({"pad": "zz", "text": "q " + piece + " q"}) + "\n").encode()
+        if any(normalise(prompt)[i:i + 50] in normalise(piece) for i in range(len(normalise(prompt)) - 49)):
+            assert lines(data) == (1, {0}), (start, piece)
 
 
 def test_a_non_ascii_needle_has_every_line_parsed(tmp_path):
