@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
+from app.bench import decontam_inputs
 from app.bench.decontam import Matcher, Settings, Task, prepare_tasks
 from app.bench.decontam_inputs import (MAX_MALFORMED_LISTED, Cancelled, InputError, Unit,
                                        UnitResult, UnitScanner, _open_binary, plan_units)
@@ -44,6 +45,9 @@ def run_check(paths: list[str], problems: list[dict], settings: Settings, worker
         if progress:
             progress(CheckProgress(min(done, total), total, time.perf_counter() - t0))
 
+    # A worker process takes about 0.2 s to start, about what one scans 16 MB in: each one started
+    # gets at least four units' worth of input, or the check stays in this process.
+    workers = min(workers, max(1, total // (4 * decontam_inputs.UNIT)))
     results: list[UnitResult] = []
     if workers <= 1 or len(units) == 1:
         scanner = UnitScanner(Matcher(tasks, settings), cancel=cancel, progress=advance)

@@ -26,7 +26,8 @@ def register(sub) -> None:
     d.add_argument("--exhaustive", action="store_true",
                    help="check every window of each prompt (beyond the paper)")
     d.add_argument("--casefold", action="store_true", help="ignore case")
-    d.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    d.add_argument("--workers", type=int, default=1,
+                   help="processes at most: each gets 64 MB of input or more (default 1)")
     d.add_argument("--problems", help="HumanEval problems file (default: bundled)")
     d.add_argument("--out", help="report file (default: a new file under the results folder)")
     d.add_argument("--max-record-mb", type=int, default=64,
