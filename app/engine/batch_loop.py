@@ -95,6 +95,8 @@ class BatchLoop:
         self.clock = 0
         self.total_tokens = 0
         self.cost = LK.DecodeCost()
+        # generation steps by batch width: [steps, seconds] (what batching buys on this machine)
+        self.widths: dict[int, list] = collections.defaultdict(lambda: [0, 0.0])
 
     def close(self) -> None:
         for seq in self.active + list(self.waiting):
@@ -217,7 +219,11 @@ class BatchLoop:
             for seq in generating:
                 self._after_decode(seq)
             # Timed up to here: a GPU decode returns early, reading the logits waits for it.
-            self.cost.observe(n, time.perf_counter() - t)
+            dt = time.perf_counter() - t
+            self.cost.observe(n, dt)
+            tally = self.widths[n]
+            tally[0] += 1
+            tally[1] += dt
         # Each prompt in a call of its own, cut where it would be cut alone: llama.cpp's CPU
         # kernels for wide batches (repacked weights: 4 tokens or more) round differently, so
         # a prompt read beside other sequences' tokens (or a token decoded beside a prompt)

@@ -7,10 +7,17 @@ generations in flight against 1, after an untimed warm-up, alternated (4, 1, 1, 
 time allows), scored in the sandbox. Value: median N=4 throughput / median N=1 throughput (generated tokens per wall s).
 Target >= 1.3 here. Also: both verdicts, how many completions are identical (expect >= 12/16),
 and one sequence through the new loop against plain `Llama.generate` (target >= 0.97).
+
+Not judged, to say where the ratio comes from: the same 16 tasks through the worker's batch
+loop in this process, N=1 then N=4, every generation step timed by its width (how many
+sequences it decoded): the cost of a token at each width, and how many of the N=4 run's tokens
+were decoded at each width (sequences that run on after the others finish decode in narrow
+steps).
 """
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import statistics
 import sys
@@ -64,6 +71,42 @@ async def single_vs_llama(model: Path) -> float:
     return statistics.median(ratios)
 
 
+def step_profile(model: Path) -> dict:
+    """Generation steps by width at N=1 and N=4 (see the module docstring), from the worker's
+    own load (Worker.load) and batch loop, without the app, the pipe or the sandbox around them."""
+    from app.engine import protocol as P
+    from app.engine.worker import Worker
+
+    proto = he.make_protocol("codex")
+    prompts = [he.build_prompt(p, proto)[0] for p in he.load_problems(task_ids=[str(t) for t in TASKS])]
+    widths = {}
+    for n in (1, 4):
+        worker = Worker(io.BytesIO())   # its events are written there, unread
+        worker.load(P.Load(str(model), n_ctx=1024, n_threads=THREADS, n_seq=4, exact=True))
+        loop, todo = worker.loop, list(enumerate(prompts, 1))
+        try:
+            while todo or loop.busy:
+                while todo and len(loop.active) + len(loop.waiting) < n:
+                    rid, text = todo.pop(0)
+                    loop.submit(P.Generate(rid, text, proto.params()))
+                loop.step()
+            widths[n] = {w: tuple(v) for w, v in sorted(loop.widths.items())}
+        finally:
+            worker.unload()
+    steps1, sec1 = widths[1][1]
+    alone = 1000 * sec1 / steps1   # a token's cost one at a time, from the N=1 run
+    ms_per_token = {w: round(1000 * sec / (steps * w), 2) for w, (steps, sec) in widths[4].items()}
+    decode_s = {n: sum(sec for _, sec in widths[n].values()) for n in (1, 4)}
+    tokens_n4 = {w: steps * w for w, (steps, _) in widths[4].items()}
+    print(f"a token one at a time: {alone:.2f} ms; in the N=4 run " + ", ".join(
+        f"{w} wide {ms} ms ({alone / ms:.2f}x)" for w, ms in ms_per_token.items()), flush=True)
+    print(f"N=4 tokens by width: {tokens_n4}; decode time N=1 {decode_s[1]:.1f} s, N=4 {decode_s[4]:.1f} s "
+          f"({decode_s[1] / decode_s[4]:.2f}x)", flush=True)
+    return {"ms_per_token_alone": round(alone, 2), "ms_per_token_by_width_n4": ms_per_token,
+            "n4_tokens_by_width": tokens_n4,
+            "decode_only_ratio": round(decode_s[1] / decode_s[4], 3)}
+
+
 async def main() -> dict:
     tmp = Path(tempfile.mkdtemp())
     model = gemma(tmp)
@@ -83,6 +126,7 @@ async def main() -> dict:
     print(f"N=8: {r8['tokens']} tokens in {r8['wall_s']:.1f} s = {r8['tokens_per_s']:.1f} tok/s; "
           f"passed {len(r8['passed'])}/16", flush=True)
     single = await single_vs_llama(model)
+    profile = step_profile(model)
     by_n, med = by_parallel(runs)
     value = med[4] / med[1]
     c1, c4 = by_n[1][0]["completions"], by_n[4][0]["completions"]
@@ -93,7 +137,8 @@ async def main() -> dict:
             "passed_n1": by_n[1][0]["passed"], "passed_n4": by_n[4][0]["passed"],
             "identical_completions": f"{same}/{len(c1)}", "single_vs_llama_generate": round(single, 3),
             "single_target": ">= 0.97", "runs": len(runs), "threads": THREADS, "model": model.name,
-            "n8_over_n1_not_judged": round(r8["tokens_per_s"] / med[1], 3), "passed_n8": r8["passed"]}
+            "n8_over_n1_not_judged": round(r8["tokens_per_s"] / med[1], 3), "passed_n8": r8["passed"],
+            "step_profile_not_judged": profile}
 
 
 if __name__ == "__main__":

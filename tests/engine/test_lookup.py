@@ -124,11 +124,17 @@ def _lookup_tokens(model, prompt: str, stop: list[str]) -> tuple[list[int], str,
         while loop.busy:
             loop.step()
         tokens = loop.slots[0].tokens[n_prompt:]
+        widths = dict(loop.widths)
     finally:
         loop.close()
         llm.close()
     text = "".join(e.text for e in events if isinstance(e, P.Chunk))
-    return tokens, text, next(e for e in events if isinstance(e, P.Done))
+    done = next(e for e in events if isinstance(e, P.Done))
+    # the loop's tally by batch width (batched_selftest's profile): each step holds this
+    # sequence's token and its draft
+    assert sum(steps for steps, _ in widths.values()) == done.decode_steps
+    assert sum(w * steps for w, (steps, _) in widths.items()) == done.decode_steps + done.draft_tokens
+    return tokens, text, done
 
 
 @pytest.mark.parametrize("case", E.edit_cases(), ids=lambda c: c["name"])
