@@ -167,12 +167,8 @@ class EngineClient(Engine):
     async def _load_locked(self, req: P.Load, progress) -> ModelInfo:
         if self.alive and self._worker_exact != req.exact:
             # the worker's choice of kernel is fixed for its life (TILED_SWITCH): a load in the
-            # other mode gets a fresh process (the model is replaced either way); running
-            # requests end as cancelled, not as a crash of the worker
+            # other mode gets a fresh process (the model is replaced either way)
             self.cancel(queued=True)
-            deadline = time.monotonic() + self.cancel_grace_s
-            while self._active and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
             await self._stop_worker()
         if not self.alive:
             await self._spawn(req.exact)

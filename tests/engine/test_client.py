@@ -76,28 +76,6 @@ def test_cancel_during_generation_keeps_model_loaded(smollm):
     assert after.strip()
 
 
-
-def test_an_exact_load_ends_running_requests_as_cancelled(smollm):
-    """An exact load needs a worker of its own (client.TILED_SWITCH): what the old one was
-    generating ends as cancelled, not as a crash of the engine."""
-    async def go():
-        async with EngineClient(cancel_grace_s=PATIENT) as client:
-            await client.load(smollm, n_ctx=1024, n_threads=THREADS)
-            pid = client.worker_pid
-            gen = client.generate("Count from one to one thousand: one, two, three,",
-                                  GenerateParams(max_tokens=3000))
-            async for _ in gen:
-                break
-            await client.load(smollm, n_ctx=1024, n_threads=THREADS, exact=True)
-            await gen.result()
-            after = await client.generate("def add(a, b):", GenerateParams(max_tokens=8)).result()
-            return gen.stats, pid, client.worker_pid, client.info.exact, after
-
-    stats, pid_before, pid_after, exact, after = arun(go(), timeout=120)
-    assert stats.finish_reason == "cancelled"
-    assert pid_after != pid_before and exact
-    assert after.strip()
-
 def test_cancel_during_long_prompt(smollm):
     async def go():
         async with EngineClient(cancel_grace_s=PATIENT) as client:
