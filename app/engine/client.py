@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -34,13 +33,6 @@ from app.models import gguf_file
 
 WORKER_MODULE = "app.engine.worker"
 START_TIMEOUT_S = 120.0
-# llama.cpp's CPU backend multiplies K-quant weights that are not repacked (an exact load) with
-# a tiled kernel once a step holds 8 tokens or more. It rounds unlike the one-token kernel
-# (Gemma-3-270M's logits moved by up to 2.2 with 8 sequences together), and on the portable AVX2
-# build it is slower below about 16 tokens (4096x4096 Q4_K, 8 tokens: 3.3-4.7 ms against 1.8).
-# The backend reads this switch once per process, so an exact load gets a worker started with
-# it off; reading a prompt of K-quant weights is slower there (512 tokens: 118.6 against 75.5 ms).
-TILED_SWITCH = "GGML_CPU_TILED_MM"
 
 
 class EngineClient(Engine):
@@ -56,7 +48,6 @@ class EngineClient(Engine):
         self.worker_pid: int | None = None
         self.llama_cpp_version = ""
         self._proc: asyncio.subprocess.Process | None = None
-        self._worker_exact = False   # the mode the running worker was started in (TILED_SWITCH)
         self._events: asyncio.Queue | None = None
         self._io_tasks: list[asyncio.Task] = []
         self._log: collections.deque[str] = collections.deque(maxlen=log_lines)
@@ -88,14 +79,12 @@ class EngineClient(Engine):
         return self._proc is not None and self._proc.returncode is None
 
     # --- process ---------------------------------------------------------------------------
-    async def _spawn(self, exact: bool = False) -> None:
+    async def _spawn(self) -> None:
         self._set_state("starting")
         self._log.clear()
-        env = {**os.environ, TILED_SWITCH: "0"} if exact else None
         self._proc = await asyncio.create_subprocess_exec(
             *module_command(WORKER_MODULE), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 24, env=env)
-        self._worker_exact = exact
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 24)
         self._events = asyncio.Queue()
         self._streams = {}
         proc, events, streams = self._proc, self._events, self._streams
@@ -165,13 +154,8 @@ class EngineClient(Engine):
             return await self._load_locked(req, progress)
 
     async def _load_locked(self, req: P.Load, progress) -> ModelInfo:
-        if self.alive and self._worker_exact != req.exact:
-            # the worker's choice of kernel is fixed for its life (TILED_SWITCH): a load in the
-            # other mode gets a fresh process (the model is replaced either way)
-            self.cancel(queued=True)
-            await self._stop_worker()
         if not self.alive:
-            await self._spawn(req.exact)
+            await self._spawn()
         self._set_state("loading", Path(req.path).name)
         self._load_req = None
         self.info = None
@@ -321,10 +305,6 @@ class EngineClient(Engine):
     # --- shutdown --------------------------------------------------------------------------
     async def close(self) -> None:
         self.cancel(queued=True)
-        await self._stop_worker()
-        self._set_state("stopped")
-
-    async def _stop_worker(self) -> None:
         proc = self._proc
         if proc is not None and proc.returncode is None:
             try:
@@ -340,6 +320,7 @@ class EngineClient(Engine):
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 t.cancel()
         self._proc = None
+        self._set_state("stopped")
 
     async def __aenter__(self):
         return self
