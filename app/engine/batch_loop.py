@@ -77,7 +77,8 @@ class Sequence:
 
 
 class BatchLoop:
-    def __init__(self, llm, n_seq: int, n_ctx_seq: int, n_batch: int, send, is_cancelled, forget):
+    def __init__(self, llm, n_seq: int, n_ctx_seq: int, n_batch: int, send, is_cancelled, forget,
+                 max_step: int = 0, exact: bool = False):
         import llama_cpp as L
 
         self.L = L
@@ -88,6 +89,9 @@ class BatchLoop:
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = n_ctx_seq
         self.n_batch = n_batch
+        # tokens per generation call (0: n_batch); see worker.EXACT_CPU_STEP
+        self.max_step = max_step or n_batch
+        self.exact = exact
         self.send, self.is_cancelled, self.forget = send, is_cancelled, forget
         self.batch = L.llama_batch_init(n_batch, 0, 1)
         self.slots = [Slot(i) for i in range(n_seq)]
@@ -147,6 +151,10 @@ class BatchLoop:
         want = seq.prompt[:-1]
         best = max(free, key=lambda s: (_common_prefix(s.tokens, want), -s.last_used))
         cached = _common_prefix(best.tokens, want)
+        if self.exact:
+            # The rest of the prompt is then read in the calls a fresh read makes: a call's
+            # width picks llama.cpp's kernel, and the kernels round differently.
+            cached -= cached % self.n_batch
         if cached < MIN_REUSE:
             # A short shared prefix saves nothing, and llama.cpp's results depend on where the
             # new tokens land in the cache: start this slot's stream clean so that unrelated
@@ -212,11 +220,11 @@ class BatchLoop:
         generating = [s for s in running if s.pending is not None]
         for seq in running:
             seq.in_flight = max(seq.in_flight, len(running))
-        if generating:
-            n = self._fill_generating(generating)
+        for group in self._groups(generating):
+            n = self._fill_generating(group)
             t = time.perf_counter()
             self._decode(n)
-            for seq in generating:
+            for seq in group:
                 self._after_decode(seq)
             # Timed up to here: a GPU decode returns early, reading the logits waits for it.
             dt = time.perf_counter() - t
@@ -240,10 +248,18 @@ class BatchLoop:
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with status {rc}")
 
+    def _groups(self, generating: list[Sequence]) -> list[list[Sequence]]:
+        """The generating sequences in calls of at most max_step tokens, as even as can be."""
+        if not generating:
+            return []
+        k = -(-len(generating) // self.max_step)
+        size = -(-len(generating) // k)
+        return [generating[i:i + size] for i in range(0, len(generating), size)]
+
     def _fill_generating(self, generating: list[Sequence]) -> int:
         """The next token of every generating sequence, each followed by its lookup draft."""
         n = 0
-        spare = self.n_batch - len(generating)   # room for drafts
+        spare = self.max_step - len(generating)   # room for drafts
         for seq in generating:
             kv = len(seq.slot.tokens)
             seq.draft = []

@@ -22,6 +22,13 @@ from app.engine.batch_loop import BatchLoop, RequestError
 # step (about 5% of a small model's speed at one message a token). 30 ms is a frame at 30 fps;
 # the first chunk, and every chunk of a slow model, still goes out at once.
 COALESCE_S = 0.03
+# An exact load on a CPU decodes at most this many tokens per call: from 8 tokens a call,
+# llama.cpp multiplies K-quant weights that are not repacked with a tiled kernel
+# (ggml-cpu/tiled/tiled.cpp) that rounds unlike the one-token kernel (Gemma-3-270M's logits
+# moved by up to 2.2, and 8 sequences in flight changed completions), and on AVX2 it is also
+# slower than the one-token kernel below about 16 tokens. Prompts keep whole calls: they are
+# read the same way alone and beside others.
+EXACT_CPU_STEP = 7
 
 
 class Worker:
@@ -186,8 +193,10 @@ class Worker:
             C.llama_context_default_params = default_ctx_params
         llm = self.llm
         n_ctx_seq = min(llm.n_ctx() // n_seq, req.n_ctx)
+        on_cpu = req.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload()
         self.loop = BatchLoop(llm, n_seq, n_ctx_seq, req.n_batch, self.send, self.is_cancelled,
-                              self.forget_cancel)
+                              self.forget_cancel, max_step=EXACT_CPU_STEP if req.exact and on_cpu else 0,
+                              exact=req.exact)
         self.send(P.Loaded(
             n_ctx=n_ctx_seq, n_gpu_layers=req.n_gpu_layers, n_threads=llm.n_threads,
             load_s=time.perf_counter() - t0,

@@ -137,6 +137,68 @@ def test_parallel_4_scores_what_one_at_a_time_scores(tmp_path, gemma):
     assert runs[4][1] == runs[1][1]
 
 
+def test_eight_in_flight_decode_as_one_at_a_time(gemma):
+    """The parallel probe may pick 8 on a CPU. From 8 tokens a call, llama.cpp multiplies K-quant
+    weights that are not repacked with a tiled kernel that rounds otherwise: with 8 tokens in one
+    call, 5 of these 8 completions changed within 48 tokens. An exact load on a CPU decodes at
+    most worker.EXACT_CPU_STEP tokens a call, so 8 in flight give what each gives alone."""
+    import asyncio
+
+    from app.engine.client import EngineClient
+    from tests.helpers import arun
+
+    problems = he.load_problems(task_ids=["0", "4", "7", "12", "13", "16", "35", "2"])
+    proto = he.make_protocol("codex")
+
+    def params():
+        p = proto.params()
+        p.max_tokens = 48
+        return p
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(gemma, n_ctx=768, n_threads=2, n_seq=8, exact=True)
+            together = await asyncio.gather(*(client.generate(p["prompt"], params()).result() for p in problems))
+            alone = [await client.generate(p["prompt"], params()).result() for p in problems]
+            return together, alone
+
+    together, alone = arun(go())
+    differ = [p["task_id"] for p, a, b in zip(problems, together, alone) if a != b]
+    assert not differ, f"decoded 8 together, these differ from one at a time: {differ}"
+
+
+def test_a_rerun_in_an_exact_load_gives_the_same_completion(gemma):
+    """A self-test run twice on one loaded model: the second run finds each prompt in the cache.
+    Reading only the prompt's last token there (one token a call) took another kernel than the
+    first read (the whole prompt in one call), and HumanEval/13 came out otherwise; an exact
+    load reuses a cached prefix only in the calls a fresh read would make."""
+    from app.engine.client import EngineClient
+    from tests.helpers import arun
+
+    problems = he.load_problems(task_ids=["13", "12", "0"])
+    proto = he.make_protocol("codex")
+
+    def params():
+        p = proto.params()
+        p.max_tokens = 48
+        return p
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(gemma, n_ctx=768, n_threads=2, exact=True)
+            out = []
+            for p in problems:
+                first = client.generate(p["prompt"], params())
+                await first.result()
+                again = client.generate(p["prompt"], params())
+                await again.result()
+                out.append((p["task_id"], first.text, again.text))
+            return out
+
+    differ = [tid for tid, a, b in arun(go()) if a != b]
+    assert not differ, f"the same prompt again on the same exact load differs: {differ}"
+
+
 def test_real_smollm_run_on_five_tasks(tmp_path, smollm):
     r = run_cli("humaneval", "--model", str(smollm), "--limit", "5", "--max-tokens", "128",
                 "--out", str(tmp_path / "run"), timeout=600)
