@@ -85,7 +85,7 @@ class Protocol:
         return GenerateParams(max_tokens=self.max_tokens, temperature=self.temperature,
                               top_p=self.top_p if self.temperature > 0 else 1.0,
                               top_k=self.top_k if self.temperature > 0 else 0,
-                              min_p=0.0, stop=list(self.stop), seed=seed)
+                              min_p=0.0, stop=list(self.stop), seed=seed, purpose="selftest")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,8 +20,9 @@ class GenerateParams:
     repeat_penalty: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
-    # What the request is for: "edit", "ask", "complete" or "". The engine picks prompt-lookup
-    # decoding from it (edit: always; ask: when the prompt holds code) unless `lookup` says.
+    # What the request is for: "edit", "ask", "complete", "selftest" or "". The engine picks
+    # prompt-lookup decoding from it (edit: always; ask: when the prompt holds code) unless
+    # `lookup` says; a llama.cpp server reads a self-test's prompt afresh (RemoteEngine._body).
     purpose: str = ""
     lookup: bool | None = None
 

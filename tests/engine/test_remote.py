@@ -246,3 +246,22 @@ def test_cancel_stops_llama_server_generating(llama_server):
     assert stats.finish_reason == "cancelled"
     assert not s["is_processing"]
     assert decoded < 3000 and again == decoded
+
+
+def test_llama_server_reads_a_self_test_prompt_afresh(llama_server):
+    """llama-server reads the rest of a prompt after a cached prefix in calls of other widths,
+    whose kernels round otherwise: a second self-test against it gave other text (one task of 16).
+    Self-test requests ask it not to reuse the cache; others keep the reuse completion relies on."""
+    async def twice(params):
+        async with await open_engine(llama_server.url) as eng:
+            stats = []
+            for _ in range(2):
+                gen = eng.generate(PROMPT * 4, params)
+                await gen.result()
+                stats.append(gen.stats)
+            return stats
+
+    plain = arun(twice(GenerateParams(max_tokens=4)), 120)
+    selftest = arun(twice(GenerateParams(max_tokens=4, purpose="selftest")), 120)
+    assert plain[1].cached_tokens > 0, plain
+    assert selftest[0].cached_tokens == 0 and selftest[1].cached_tokens == 0, selftest
