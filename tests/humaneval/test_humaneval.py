@@ -137,33 +137,42 @@ def test_parallel_4_scores_what_one_at_a_time_scores(tmp_path, gemma):
     assert runs[4][1] == runs[1][1]
 
 
-def test_eight_in_flight_decode_as_one_at_a_time(gemma):
-    """The parallel probe may pick 8 on a CPU. From 8 tokens a call, llama.cpp multiplies K-quant
-    weights that are not repacked with a tiled kernel that rounds otherwise: with 8 tokens in one
-    call, 5 of these 8 completions changed within 48 tokens. An exact load on a CPU decodes at
-    most worker.EXACT_CPU_STEP tokens a call, so 8 in flight give what each gives alone."""
+def _exact_gemma_completions(gemma, task_ids: list[str], n_seq: int, together: bool) -> list[tuple]:
+    """(task id, first completion, second) for each task: codex prompts, 48 tokens, on a load
+    exact like the self-test's. `together`: the first completions all in flight at once, the
+    second ones one at a time; else each task's two completions one after the other."""
     import asyncio
 
     from app.engine.client import EngineClient
     from tests.helpers import arun
 
-    problems = he.load_problems(task_ids=["0", "4", "7", "12", "13", "16", "35", "2"])
+    problems = he.load_problems(task_ids=task_ids)
     proto = he.make_protocol("codex")
-
-    def params():
-        p = proto.params()
-        p.max_tokens = 48
-        return p
 
     async def go():
         async with EngineClient() as client:
-            await client.load(gemma, n_ctx=768, n_threads=2, n_seq=8, exact=True)
-            together = await asyncio.gather(*(client.generate(p["prompt"], params()).result() for p in problems))
-            alone = [await client.generate(p["prompt"], params()).result() for p in problems]
-            return together, alone
+            await client.load(gemma, n_ctx=768, n_threads=2, n_seq=n_seq, exact=True)
 
-    together, alone = arun(go())
-    differ = [p["task_id"] for p, a, b in zip(problems, together, alone) if a != b]
+            def one(p):
+                params = proto.params()
+                params.max_tokens = 48
+                return client.generate(p["prompt"], params).result()
+
+            if together:
+                first = await asyncio.gather(*(one(p) for p in problems))
+                return [(p["task_id"], a, await one(p)) for p, a in zip(problems, first)]
+            return [(p["task_id"], await one(p), await one(p)) for p in problems]
+
+    return arun(go())
+
+
+def test_eight_in_flight_decode_as_one_at_a_time(gemma):
+    """The parallel probe may pick 8 on a CPU. From 8 tokens a call, llama.cpp multiplies K-quant
+    weights that are not repacked with a tiled kernel that rounds otherwise: with 8 tokens in one
+    call, 5 of these 8 completions changed within 48 tokens. An exact load on a CPU decodes at
+    most worker.EXACT_CPU_STEP tokens a call, so 8 in flight give what each gives alone."""
+    runs = _exact_gemma_completions(gemma, ["0", "4", "7", "12", "13", "16", "35", "2"], 8, True)
+    differ = [tid for tid, a, b in runs if a != b]
     assert not differ, f"decoded 8 together, these differ from one at a time: {differ}"
 
 
@@ -172,30 +181,8 @@ def test_a_rerun_in_an_exact_load_gives_the_same_completion(gemma):
     Reading only the prompt's last token there (one token a call) took another kernel than the
     first read (the whole prompt in one call), and HumanEval/13 came out otherwise; an exact
     load reuses a cached prefix only in the calls a fresh read would make."""
-    from app.engine.client import EngineClient
-    from tests.helpers import arun
-
-    problems = he.load_problems(task_ids=["13", "12", "0"])
-    proto = he.make_protocol("codex")
-
-    def params():
-        p = proto.params()
-        p.max_tokens = 48
-        return p
-
-    async def go():
-        async with EngineClient() as client:
-            await client.load(gemma, n_ctx=768, n_threads=2, exact=True)
-            out = []
-            for p in problems:
-                first = client.generate(p["prompt"], params())
-                await first.result()
-                again = client.generate(p["prompt"], params())
-                await again.result()
-                out.append((p["task_id"], first.text, again.text))
-            return out
-
-    differ = [tid for tid, a, b in arun(go()) if a != b]
+    runs = _exact_gemma_completions(gemma, ["13", "12", "0"], 1, False)
+    differ = [tid for tid, a, b in runs if a != b]
     assert not differ, f"the same prompt again on the same exact load differs: {differ}"
 
 
