@@ -39,6 +39,9 @@ class Slot:
     tokens: list[int] = field(default_factory=list)   # exactly what its KV stream holds
     seq: "Sequence | None" = None
     last_used: int = 0
+    # tokens[:full_chunks] went in as whole n_batch prompt calls from an n_batch boundary, as
+    # a fresh read of any longer prompt puts them (an exact load reuses no more than these)
+    full_chunks: int = 0
 
 
 @dataclass
@@ -99,7 +102,7 @@ class BatchLoop:
         self.clock = 0
         self.total_tokens = 0
         self.cost = LK.DecodeCost()
-        # generation steps by batch width: [steps, seconds] (what batching buys on this machine)
+        # generation calls by width: [calls, seconds] (what batching buys on this machine)
         self.widths: dict[int, list] = collections.defaultdict(lambda: [0, 0.0])
 
     def close(self) -> None:
@@ -152,9 +155,10 @@ class BatchLoop:
         best = max(free, key=lambda s: (_common_prefix(s.tokens, want), -s.last_used))
         cached = _common_prefix(best.tokens, want)
         if self.exact:
-            # The rest of the prompt is then read in the calls a fresh read makes: a call's
-            # width picks llama.cpp's kernel, and the kernels round differently.
-            cached -= cached % self.n_batch
+            # Reuse only cells made by the calls a fresh read makes, and read the rest in those
+            # calls too: a call's width picks llama.cpp's kernel, and the kernels round
+            # differently (a prompt's short last call, generated tokens one a call).
+            cached = min(cached - cached % self.n_batch, best.full_chunks)
         if cached < MIN_REUSE:
             # A short shared prefix saves nothing, and llama.cpp's results depend on where the
             # new tokens land in the cache: start this slot's stream clean so that unrelated
@@ -165,6 +169,7 @@ class BatchLoop:
             L.llama_memory_seq_rm(self.mem, best.id, -1, -1)
             cached = 0
         del best.tokens[cached:]
+        best.full_chunks = cached + (len(seq.prompt) - cached) // self.n_batch * self.n_batch
         self.clock += 1
         best.last_used = self.clock
         best.seq = seq

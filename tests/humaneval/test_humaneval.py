@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.bench import humaneval as he
+from app.engine.protocol import GenerateParams
 from tests.helpers import packaged_file, run_cli
 
 
@@ -184,6 +185,35 @@ def test_a_rerun_in_an_exact_load_gives_the_same_completion(gemma):
     runs = _exact_gemma_completions(gemma, ["13", "12", "0"], 1, False)
     differ = [tid for tid, a, b in runs if a != b]
     assert not differ, f"the same prompt again on the same exact load differs: {differ}"
+
+
+def test_an_exact_load_reuses_only_cells_a_fresh_read_makes(gemma):
+    """A follow-up that quotes the last answer shares more than the last prompt with the cache:
+    that prompt's short last call and the answer's tokens, decoded one a call. Those cells differ
+    from a fresh read's (first logits moved by up to 1.09), so an exact load reuses only the
+    last prompt's whole n_batch calls."""
+    from app.engine.client import EngineClient
+    from tests.helpers import arun
+
+    code = "".join(f"def f{i}(x):\n    return x * {i} + {i * i}\n\n" for i in range(6))
+    first = f"<start_of_turn>user\nExplain this code briefly:\n```python\n{code}```<end_of_turn>\n<start_of_turn>model\n"
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(gemma, n_ctx=768, n_threads=2, n_batch=64, exact=True)
+            a = client.generate(first, GenerateParams(max_tokens=70))
+            answer = await a.result()
+            follow_up = first + answer + "<end_of_turn>\n<start_of_turn>user\nNow shorter.<end_of_turn>\n<start_of_turn>model\n"
+            b = client.generate(follow_up, GenerateParams(max_tokens=20))
+            await b.result()
+            await client.load(gemma, n_ctx=768, n_threads=2, n_batch=64, exact=True)
+            fresh = await client.generate(follow_up, GenerateParams(max_tokens=20)).result()
+            return a.stats, b.stats, b.text, fresh
+
+    a, b, text, fresh = arun(go())
+    assert b.prompt_tokens > a.prompt_tokens + a.completion_tokens   # the follow-up holds the answer
+    assert b.cached_tokens == a.prompt_tokens // 64 * 64, (a, b)
+    assert text == fresh
 
 
 def test_real_smollm_run_on_five_tasks(tmp_path, smollm):
