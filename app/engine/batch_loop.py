@@ -155,10 +155,11 @@ class BatchLoop:
         best = max(free, key=lambda s: (_common_prefix(s.tokens, want), -s.last_used))
         cached = _common_prefix(best.tokens, want)
         if self.exact:
-            # Reuse only cells made by the calls a fresh read makes, and read the rest in those
-            # calls too: a call's width picks llama.cpp's kernel, and the kernels round
-            # differently (a prompt's short last call, generated tokens one a call).
-            cached = min(cached - cached % self.n_batch, best.full_chunks)
+            # Reuse only cells made by the calls a fresh read makes (full_chunks is a multiple
+            # of n_batch here, so the rest is read in those calls too): a call's width picks
+            # llama.cpp's kernel, and the kernels round differently (a prompt's short last
+            # call, generated tokens one a call).
+            cached = min(cached, best.full_chunks)
         if cached < MIN_REUSE:
             # A short shared prefix saves nothing, and llama.cpp's results depend on where the
             # new tokens land in the cache: start this slot's stream clean so that unrelated

@@ -11,7 +11,7 @@ import pytest
 
 from app.bench import humaneval as he
 from app.engine.protocol import GenerateParams
-from tests.helpers import packaged_file, run_cli
+from tests.helpers import arun, packaged_file, run_cli
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -145,7 +145,6 @@ def _exact_gemma_completions(gemma, task_ids: list[str], n_seq: int, together: b
     import asyncio
 
     from app.engine.client import EngineClient
-    from tests.helpers import arun
 
     problems = he.load_problems(task_ids=task_ids)
     proto = he.make_protocol("codex")
@@ -193,7 +192,6 @@ def test_an_exact_load_reuses_only_cells_a_fresh_read_makes(gemma):
     from a fresh read's (first logits moved by up to 1.09), so an exact load reuses only the
     last prompt's whole n_batch calls."""
     from app.engine.client import EngineClient
-    from tests.helpers import arun
 
     code = "".join(f"def f{i}(x):\n    return x * {i} + {i * i}\n\n" for i in range(6))
     first = f"<start_of_turn>user\nExplain this code briefly:\n```python\n{code}```<end_of_turn>\n<start_of_turn>model\n"
