@@ -1,7 +1,8 @@
 """The GUI's self-test generates several answers at once, as the CLI does (issue 14 item 2): on
 a local model the count is measured once per model and backend (cached) and the model reloaded
 with that many slots; on a server it is the server's slots (issue 13: a GUI self-test against a
-server). The panel shows the count and the summary records it."""
+server). The panel shows the count and the summary records it. After the run the model is loaded
+as the model bar loads it again (an exact load is slower for editing)."""
 from __future__ import annotations
 
 import json
@@ -46,7 +47,9 @@ def test_a_local_self_test_measures_its_parallel_count_once_and_shows_it(gui, sm
     assert best is not None, "the first self-test measures the count"
     assert summary["complete"] and summary["parallel"] == best
     assert window_model_while_probing == [None], "two copies of the model in memory while probing"
-    assert w.engine.capabilities.parallel_slots == best       # the model was reloaded with it
+    assert summary["model"]["weight_repacking"] is False      # it ran exact (P.Load.exact)
+    # and then the model is loaded as the bar loads it: with the measured slots, not exact
+    assert w.engine.capabilities.parallel_slots == best and w.engine.info.exact is False
     assert f"{best} generation(s) at once" in panel.sandbox_note.text()
     # a later load takes the measured count at once, and a second run does not measure again
     assert gui.run(w.model_bar.load(str(smollm)))
