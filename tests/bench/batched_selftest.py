@@ -12,7 +12,8 @@ Not judged, to say where the ratio comes from: the same 16 tasks through the wor
 loop in this process, N=1 then N=4, every generation step timed by its width (how many
 sequences it decoded): the cost of a token at each width, and how many of the N=4 run's tokens
 were decoded at each width (sequences that run on after the others finish decode in narrow
-steps).
+steps); and from those costs the ceiling any batcher could reach on these 16 tasks
+(schedule_bound.py).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from app.bench import humaneval as he  # noqa: E402
 from app.engine.base import open_engine  # noqa: E402
 from app.engine.protocol import GenerateParams  # noqa: E402
+from tests.bench import schedule_bound  # noqa: E402
 from tests.bench.parallel_selftest import TASKS, alternated_runs, by_parallel, gemma, one_run  # noqa: E402
 
 BUDGET_S = 420
@@ -71,6 +73,17 @@ async def single_vs_llama(model: Path) -> float:
     return statistics.median(ratios)
 
 
+def count_tokens(send, into: dict):
+    """`send`, noting each finished request's generated tokens in `into` by request id."""
+    from app.engine import protocol as P
+
+    def counting(msg):
+        if isinstance(msg, P.Done):
+            into[msg.id] = msg.completion_tokens
+        send(msg)
+    return counting
+
+
 def step_profile(model: Path) -> dict:
     """Generation steps by width at N=1 and N=4 (see the module docstring), from the worker's
     own load (Worker.load) and batch loop, without the app, the pipe or the sandbox around them."""
@@ -79,9 +92,10 @@ def step_profile(model: Path) -> dict:
 
     proto = he.make_protocol("codex")
     prompts = [he.build_prompt(p, proto)[0] for p in he.load_problems(task_ids=[str(t) for t in TASKS])]
-    widths = {}
+    widths, tokens = {}, {}
     for n in (1, 4):
-        worker = Worker(io.BytesIO())   # its events are written there, unread
+        worker = Worker(io.BytesIO())   # its events are written there, unread but for Done
+        worker.send = count_tokens(worker.send, tokens.setdefault(n, {}))   # before load: the loop keeps it
         worker.load(P.Load(str(model), n_ctx=1024, n_threads=THREADS, n_seq=4, exact=True))
         loop, todo = worker.loop, list(enumerate(prompts, 1))
         try:
@@ -102,9 +116,13 @@ def step_profile(model: Path) -> dict:
         f"{w} wide {ms} ms ({alone / ms:.2f}x)" for w, ms in ms_per_token.items()), flush=True)
     print(f"N=4 tokens by width: {tokens_n4}; decode time N=1 {decode_s[1]:.1f} s, N=4 {decode_s[4]:.1f} s "
           f"({decode_s[1] / decode_s[4]:.2f}x)", flush=True)
+    step_s = {w: ms * w / 1000 for w, ms in ms_per_token.items()} | {1: alone / 1000}
+    ceiling = schedule_bound.bounds([tokens[1][i] for i in sorted(tokens[1])], step_s)
+    print(f"ceiling from these step costs: {ceiling['all_slots_full']:.2f}x with 4 slots busy throughout, "
+          f"{ceiling['this_workload']:.2f}x for these 16 tasks in this order", flush=True)
     return {"ms_per_token_alone": round(alone, 2), "ms_per_token_by_width_n4": ms_per_token,
             "n4_tokens_by_width": tokens_n4,
-            "decode_only_ratio": round(decode_s[1] / decode_s[4], 3)}
+            "decode_only_ratio": round(decode_s[1] / decode_s[4], 3), "ceiling": ceiling}
 
 
 async def main() -> dict:

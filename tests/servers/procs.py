@@ -32,6 +32,13 @@ def llama_server_binary() -> Path | None:
     return path if r.returncode == 0 and path and path.is_file() else None
 
 
+def batched_bench_binary() -> Path | None:
+    """llama-batched-bench, which build_llama_server.sh builds beside llama-server."""
+    server = llama_server_binary()
+    bench = server.parent / "llama-batched-bench" if server else None
+    return bench if bench and bench.is_file() else None
+
+
 class Server:
     def __init__(self, cmd: list[str], port: int, log: Path, api_key: str | None = None):
         self.cmd, self.port, self.log_path, self.api_key = cmd, port, log, api_key
