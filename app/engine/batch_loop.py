@@ -224,8 +224,8 @@ class BatchLoop:
         if not running:
             return
         generating = [s for s in running if s.pending is not None]
-        for seq in running:
-            seq.in_flight = max(seq.in_flight, len(running))
+        for seq in generating:   # a prompt being read is decoded in a call of its own (below)
+            seq.in_flight = max(seq.in_flight, len(generating))
         for group in self._groups(generating):
             n = self._fill_generating(group)
             t = time.perf_counter()

@@ -118,6 +118,30 @@ def test_new_request_takes_a_free_slot_mid_generation(smollm):
     assert second.completion_tokens == 6 and first.completion_tokens == 64
 
 
+def test_in_flight_counts_only_sequences_generating_together(smollm):
+    """A prompt is read in calls of its own: a sequence that ends while another reads a long
+    prompt was never decoded beside it."""
+    long_prompt = "".join(f"def helper_{i}(x):\n    return x * {i} + {i * 7}\n\n" for i in range(150))
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(smollm, n_ctx=4096, n_threads=THREADS, n_seq=2)
+            short = client.generate(PROMPTS[0], GenerateParams(max_tokens=3))
+            read_while_short_ran = []
+            reader = client.generate(long_prompt, GenerateParams(max_tokens=2), on_progress=lambda stage, f: (
+                read_while_short_ran.append(stage == "prompt" and f < 1.0 and not short.done)))
+            await short.result()
+            short_ended_before_reader_generated = reader.text == ""
+            await reader.result()
+            return short.stats, reader.stats, any(read_while_short_ran) and short_ended_before_reader_generated
+
+    short, reader, overlapped = arun(go())
+    print(f"short in flight {short.in_flight}, reader in flight {reader.in_flight}, "
+          f"reader prompt {reader.prompt_tokens} tokens")
+    assert reader.prompt_tokens > 1500 and overlapped, "the two did not run at the same time"
+    assert short.in_flight == 1 and reader.in_flight == 1
+
+
 def test_each_slot_keeps_its_prefix(smollm):
     """Two slots: an unrelated request in between no longer evicts the first prompt's cache."""
     shared = "".join(f"def helper_{i}(x):\n    return x * {i}\n\n" for i in range(12))
