@@ -1,5 +1,5 @@
-"""The batching ceiling the throughput benchmarks print (tests/bench/schedule_bound.py)."""
-from tests.bench.schedule_bound import batched_s, bounds
+"""The batching ceiling the throughput benchmarks print (tests/schedule_bound.py)."""
+from tests.schedule_bound import batched_s, bounds
 
 
 def test_free_batching_of_equal_tasks_gains_the_slot_count():

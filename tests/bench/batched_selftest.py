@@ -13,7 +13,7 @@ loop in this process, N=1 then N=4, every generation step timed by its width (ho
 sequences it decoded): the cost of a token at each width, and how many of the N=4 run's tokens
 were decoded at each width (sequences that run on after the others finish decode in narrow
 steps); and from those costs the ceiling any batcher could reach on these 16 tasks
-(schedule_bound.py).
+(tests/schedule_bound.py).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from app.bench import humaneval as he  # noqa: E402
 from app.engine.base import open_engine  # noqa: E402
 from app.engine.protocol import GenerateParams  # noqa: E402
-from tests.bench import schedule_bound  # noqa: E402
+from tests import schedule_bound  # noqa: E402
 from tests.bench.parallel_selftest import TASKS, alternated_runs, by_parallel, gemma, one_run  # noqa: E402
 
 BUDGET_S = 420

@@ -11,7 +11,7 @@ throughput over the median N=1 throughput. Target >= 1.3 (llama-batched-bench on
 Not judged, as a reference: llama-batched-bench (built beside llama-server, same flags) run
 here right after, its generation speed at 1 to 4 sequences, and from those step costs the
 ceiling any batcher could reach on these 16 tasks with the N=1 run's token counts
-(schedule_bound.py): llama.cpp's own gain with every slot busy, and what is left of it once
+(tests/schedule_bound.py): llama.cpp's own gain with every slot busy, and what is left of it once
 tasks end at different times.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from app.bench import humaneval as he  # noqa: E402
 from app.bench.runner import HumanEvalRun  # noqa: E402
 from app.bench.sandbox import Sandbox  # noqa: E402
 from app.engine.base import open_engine  # noqa: E402
-from tests.bench import schedule_bound  # noqa: E402
+from tests import schedule_bound  # noqa: E402
 from tests.helpers import packaged_file  # noqa: E402
 from tests.servers import procs  # noqa: E402
 
