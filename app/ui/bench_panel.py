@@ -179,7 +179,7 @@ class BenchPanel(QWidget):
         stem = source_label(engine.info.path, remote)
         out = out_dir or paths.results_dir() / f"humaneval-{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
         self._set_running(True)
-        sandbox, reloaded = None, None
+        sandbox, reloaded = None, False
         try:
             if saved is not None and bool(saved.get("engine")) != remote:
                 raise RunFolderError("this run used " + ("a model file on this computer" if remote else
@@ -234,18 +234,18 @@ class BenchPanel(QWidget):
         finally:
             if sandbox is not None:
                 await sandbox.close()
-            if reloaded is not None:
-                await self._load_as_before(reloaded)
+            if reloaded:
+                await self._load_as_before()
             self.run = None
             self._set_running(False)
             self.refresh_past()
             self._draw_chart()
 
-    async def _use_measured_parallel(self, engine) -> str | None:
+    async def _use_measured_parallel(self, engine) -> bool:
         """As the CLI does: the best count of sequences for this model and backend (a probe of
         about 10 s the first time, cached), and the model reloaded with that many slots, exact
         (P.Load), so the score does not depend on how many answers were generated at once.
-        Returns the model's path when it was reloaded (None when it was loaded so already)."""
+        Returns whether it reloaded the model (not when it was loaded so already)."""
         from app.engine import hardware, parallel_probe
         from app.engine.base import open_engine
 
@@ -262,22 +262,22 @@ class BenchPanel(QWidget):
                     parallel=n, exact=True))
         engine = self.window.engine
         if engine.info is not None and best == engine.capabilities.parallel_slots and engine.info.exact:
-            return None
+            return False
         self.status.setText(f"Loading {Path(path).name} with {best} sequence slots…")
         # every slot holds a context of its own: where that many do not fit, one does
         if not await bar.load(path, parallel=best, exact=True) and (
                 best == 1 or not await bar.load(path, parallel=1, exact=True)):
             raise RunFolderError(f"could not load {Path(path).name} again: {bar.state.text()}")
-        return path
+        return True
 
-    async def _load_as_before(self, path: str) -> None:
+    async def _load_as_before(self) -> None:
         """An exact load gives up weight repacking and most prompt-cache reuse, which edits and
         completion at the cursor rely on: after the run the model is loaded as the model bar
         loads it. Where that fails the bar says why and offers Load."""
-        bar = self.window.model_bar
-        if self.window.engine.info is None or not self.window.engine.info.exact:
-            return   # unloaded on purpose, or never reloaded exact
-        await bar.load(path)
+        info = self.window.engine.info
+        if info is None or not info.exact:
+            return   # the engine stopped during the run: the bar offers Restart
+        await self.window.model_bar.load(info.path)
 
     def stop(self) -> None:
         if self.run is not None:
