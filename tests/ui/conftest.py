@@ -1,4 +1,5 @@
 import asyncio
+import gc
 
 import pytest
 
@@ -26,11 +27,30 @@ def gui(qapp, tmp_path):
     window.show()
     yield g
     loop.run_until_complete(window.engine.close())
+    dispose(loop, window)
+
+
+def dispose(loop, window) -> None:
+    """Close the window and its loop, and free both here. A closed window left to Python's
+    collector is deleted whenever a later test happens to allocate, maybe while Qt is inside a
+    callback of that window (a segfault in an unrelated test); a task left pending is finished
+    at that moment too."""
+    from shiboken6 import delete, isValid
+
     for tab in window.tabs.editors():
         tab.document().setModified(False)
     window.close()
-    loop.close()
+    if not loop.is_closed():
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
     asyncio.set_event_loop(None)
+    if isValid(window):
+        delete(window)
+    gc.collect()
 
 
 async def until(predicate, timeout=60.0, step=0.02):

@@ -14,7 +14,7 @@ from PySide6.QtTest import QTest
 from app.recovery import RecoveryStore
 from app.settings import Settings
 from app.ui.editor.highlighter import BURST_S, PygmentsHighlighter, lexer_for
-from tests.ui.conftest import until
+from tests.ui.conftest import dispose, until
 
 SOURCE = "def fibonacci(n):\n    "
 
@@ -113,10 +113,7 @@ def test_killed_app_offers_unsaved_text_back(tmp_path, monkeypatch):
         assert restored[0].toPlainText() == text
         assert restored[0].dirty
     finally:
-        for tab in window.tabs.editors():
-            tab.document().setModified(False)
-        window.close()
-        loop.close()
+        dispose(loop, window)
 
 
 def test_appending_a_line_does_not_relex_earlier_blocks(qapp):

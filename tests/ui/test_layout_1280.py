@@ -2,6 +2,7 @@
 HumanEval panel fits the window's height."""
 from app.recovery import RecoveryStore
 from app.settings import Settings
+from tests.ui.conftest import dispose
 
 
 def _window(tmp_path):
@@ -33,8 +34,7 @@ def test_the_editor_is_at_least_as_wide_as_the_open_assistant(qapp, tmp_path):
             assert b.isVisible() and b.width() >= b.minimumSizeHint().width()
             assert b.toolTip()
     finally:
-        window.close()
-        loop.close()
+        dispose(loop, window)
 
 
 def test_the_bottom_panels_fit_800_px_one_after_another(qapp, tmp_path):
@@ -52,5 +52,4 @@ def test_the_bottom_panels_fit_800_px_one_after_another(qapp, tmp_path):
             assert window.height() <= 800 and window.width() <= 1280, (name, window.size())
         assert window.bench_panel.chart.elided_labels() == []
     finally:
-        window.close()
-        loop.close()
+        dispose(loop, window)

@@ -7,7 +7,7 @@ import pytest
 from app import paths
 from app.recovery import RecoveryStore
 from app.settings import Settings
-from tests.ui.conftest import until
+from tests.ui.conftest import dispose, until
 
 
 def write_settings(text: str):
@@ -48,8 +48,7 @@ def test_the_window_starts_with_a_damaged_layout(qapp, tmp_path):
         window.report_settings_problem()
         assert len(said) == 1 and "renamed to settings.damaged-" in said[0]
     finally:
-        window.close()
-        loop.close()
+        dispose(loop, window)
 
 
 def test_settings_are_saved_soon_after_a_change_without_closing(gui):

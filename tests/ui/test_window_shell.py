@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QPushButton
 from app.recovery import RecoveryStore
 from app.settings import Settings
 from app.ui import theme
-from tests.ui.conftest import until
+from tests.ui.conftest import dispose, until
 
 
 def settle(gui, s=0.2):
@@ -52,8 +52,7 @@ def test_default_layout_at_1280x800_shows_30_editor_lines(qapp, tmp_path):
         labels = [window.status_engine, window.status_model, window.status_speed, window.status_ctx]
         assert all(lbl in window.statusBar().findChildren(type(lbl)) for lbl in labels)
     finally:
-        window.close()
-        loop.close()
+        dispose(loop, window)
 
 
 def test_command_palette_lists_every_action_with_its_shortcut(gui):
@@ -183,8 +182,7 @@ def test_workspace_comes_back_after_a_restart(qapp, tmp_path):
     c.setPosition(120)
     tb.setTextCursor(c)
     window.tabs.setCurrentWidget(ta)
-    window.close()
-    loop.close()
+    dispose(loop, window)
 
     app, loop, window = build(Settings.load(), RecoveryStore(tmp_path / "recovery"))
     try:
@@ -198,8 +196,7 @@ def test_workspace_comes_back_after_a_restart(qapp, tmp_path):
         assert window.tabs.editors()[1].textCursor().position() == 120
         assert window.models_dock.isVisible()
     finally:
-        window.close()
-        loop.close()
+        dispose(loop, window)
 
 
 def test_status_bar_shows_model_speed_and_context_of_the_current_request(gui, smollm):
