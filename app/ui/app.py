@@ -94,10 +94,9 @@ def make_app(settings):
 def make_loop(app):
     import asyncio
 
-    os.environ.setdefault("QT_API", "pyside6")
-    import qasync  # after PySide6, so that qasync binds to it
+    from app.ui.qt_loop import QtLoop
 
-    loop = qasync.QEventLoop(app)
+    loop = QtLoop(app)
     asyncio.set_event_loop(loop)
     return loop
 
@@ -182,6 +181,7 @@ def run_gui(args) -> int:
     with loop:
         loop.run_until_complete(closed.wait())
         loop.run_until_complete(window.engine.close())
+        loop.run_until_complete(loop.shutdown_asyncgens())
     return 0
 
 

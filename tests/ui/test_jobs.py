@@ -83,10 +83,9 @@ def test_model_load_during_a_self_test_is_refused_and_the_chart_reads_after_the_
 
 
 def test_registry_once_does_the_work_once_and_reports_progress(qapp):
-    import qasync
+    from app.ui.app import make_loop
 
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
+    loop = make_loop(qapp)
     reg = JobRegistry()
     calls, seen = [], []
     reg.progressed.connect(lambda job: seen.append(job.fraction))

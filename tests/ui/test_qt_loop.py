@@ -1,0 +1,36 @@
+"""The GUI's event loop closes an async generator left before its end inside the loop, as
+asyncio's own loops do (an HTTP stream read up to its last event is one)."""
+import asyncio
+import gc
+
+from app.settings import Settings
+
+
+def test_an_async_generator_left_early_is_closed_inside_the_loop(qapp):
+    from app.ui.app import make_app, make_loop
+
+    loop = make_loop(make_app(Settings()))
+    cleaned = []
+
+    async def events():
+        try:
+            yield 1
+            yield 2
+        finally:
+            await asyncio.sleep(0)   # cleanup that waits, as an HTTP stream's does
+            cleaned.append("after await")
+
+    async def read_first():
+        async for _ in events():
+            break
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+
+    try:
+        loop.run_until_complete(read_first())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    assert cleaned == ["after await"]
