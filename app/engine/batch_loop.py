@@ -25,6 +25,9 @@ from app.engine.stops import StopMatcher
 
 MIN_REUSE = 64        # tokens of shared prefix worth keeping in the KV cache
 PENALTY_LAST_N = 64   # what Llama.generate passes (its last_n_tokens_size)
+# prompt tokens a call while another sequence generates: it waits for each such call
+SHARED_PROMPT_CALL = 128
+MIN_WIDE = 8            # llama.cpp's CPU kernels change at 4 and at 8 tokens a call (README)
 
 
 class RequestError(Exception):
@@ -238,13 +241,13 @@ class BatchLoop:
             tally = self.widths[n]
             tally[0] += 1
             tally[1] += dt
-        # Each prompt in a call of its own, cut where it would be cut alone: llama.cpp's CPU
+        # Each prompt in a call of its own, cut inside the calls it makes alone: llama.cpp's CPU
         # kernels for wide batches (repacked weights: 4 tokens or more) round differently, so
         # a prompt read beside other sequences' tokens (or a token decoded beside a prompt)
         # would not give what that request gives alone.
         for seq in running:
             if seq.pending is None and seq.slot.seq is seq:   # not finished above
-                self._decode(self._fill_prompt(seq))
+                self._decode(self._fill_prompt(seq, shared=bool(generating)))
                 if seq.first_logit >= 0:
                     self._after_decode(seq)
 
@@ -280,10 +283,10 @@ class BatchLoop:
                 n += 1
         return n
 
-    def _fill_prompt(self, seq: Sequence) -> int:
-        """The next n_batch tokens of a prompt (logits only after its last token)."""
+    def _fill_prompt(self, seq: Sequence, shared: bool = False) -> int:
+        """The next call of a prompt (logits only after its last token)."""
         start = seq.n_eval
-        end = min(len(seq.prompt), start + self.n_batch)
+        end = self._prompt_call_end(seq, shared)
         for n, i in enumerate(range(start, end)):
             self._put(n, seq.prompt[i], i, seq.slot.id, i == len(seq.prompt) - 1)
         seq.slot.tokens.extend(seq.prompt[start:end])
@@ -292,6 +295,19 @@ class BatchLoop:
         if end < len(seq.prompt):
             self.send(P.Progress("prompt", round(end / len(seq.prompt), 3), seq.id))
         return end - start
+
+    def _prompt_call_end(self, seq: Sequence, shared: bool) -> int:
+        """Where the call that reading the prompt alone makes ends (n_batch tokens from where the
+        cache left off), or, while another sequence generates, SHARED_PROMPT_CALL tokens on: that
+        one gets a token every 128 prompt tokens instead of every n_batch (512: seconds on a CPU).
+        The pieces stay inside the call alone makes and none is narrower than MIN_WIDE where it is
+        not, so the prompt reads to the same logits (an exact load keeps the calls as they are)."""
+        start, length = seq.n_eval, len(seq.prompt)
+        end = min(length, seq.cached + ((start - seq.cached) // self.n_batch + 1) * self.n_batch)
+        if not shared or self.exact:
+            return end
+        piece = start + SHARED_PROMPT_CALL
+        return piece if end - piece >= MIN_WIDE else end
 
     def _put(self, i: int, tok: int, pos: int, seq_id: int, logits: bool) -> None:
         b = self.batch

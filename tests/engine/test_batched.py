@@ -142,6 +142,37 @@ def test_in_flight_counts_only_sequences_generating_together(smollm):
     assert short.in_flight == 1 and reader.in_flight == 1
 
 
+def test_a_generating_sequence_gets_a_token_every_128_prompt_tokens_another_reads(smollm):
+    """While one request reads a long prompt, another that generates is not held up by whole
+    n_batch calls (512 tokens): the prompt is read 128 tokens a call meanwhile, and reads to the
+    same first token as alone."""
+    long_prompt = "".join(f"def helper_{i}(x):\n    return x * {i} + {i * 7}\n\n" for i in range(150))
+    params = GenerateParams(max_tokens=2)
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(smollm, n_ctx=4096, n_threads=THREADS, n_seq=2)
+            talker = client.generate(PROMPTS[0], GenerateParams(max_tokens=400))
+            while not talker.text:
+                await asyncio.sleep(0.01)
+            seen = []   # the talker's text at each prompt call of the reader
+            reader = client.generate(long_prompt, params, on_progress=lambda stage, f: (
+                stage == "prompt" and f < 1.0 and not talker.done and seen.append(len(talker.text))))
+            text = await reader.result()
+            talker.cancel()
+            await talker.result()
+            await client.load(smollm, n_ctx=4096, n_threads=THREADS, n_seq=2)   # nothing cached
+            return await _solo(client, long_prompt, params), (text, reader.stats), seen
+
+    alone, beside, seen = arun(go())
+    calls, advanced = len(seen), sum(b > a for a, b in zip(seen, seen[1:]))
+    print(f"reader: {beside[1].prompt_tokens} prompt tokens in {calls + 1} calls beside the talker, "
+          f"which advanced between {advanced} of them")
+    assert beside[1].prompt_tokens // 128 <= calls + 1 <= -(-beside[1].prompt_tokens // 128)
+    assert advanced >= calls - 2
+    assert beside[0] == alone[0]
+
+
 def test_each_slot_keeps_its_prefix(smollm):
     """Two slots: an unrelated request in between no longer evicts the first prompt's cache."""
     shared = "".join(f"def helper_{i}(x):\n    return x * {i}\n\n" for i in range(12))
