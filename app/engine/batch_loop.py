@@ -25,7 +25,9 @@ from app.engine.stops import StopMatcher
 
 MIN_REUSE = 64        # tokens of shared prefix worth keeping in the KV cache
 PENALTY_LAST_N = 64   # what Llama.generate passes (its last_n_tokens_size)
-# prompt tokens a call while another sequence generates: it waits for each such call
+# prompt tokens a call while another sequence generates (it waits for each such call); a
+# multiple of 8, so that the pieces round as the whole call does on a CPU (llama.cpp groups
+# 4 and 8 tokens); on a GPU they may not, and cost prompt speed there
 SHARED_PROMPT_CALL = 128
 MIN_WIDE = 8            # llama.cpp's CPU kernels change at 4 and at 8 tokens a call (README)
 

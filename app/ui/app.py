@@ -181,7 +181,7 @@ def run_gui(args) -> int:
     with loop:
         loop.run_until_complete(closed.wait())
         loop.run_until_complete(window.engine.close())
-        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.finish()
     return 0
 
 

@@ -1,6 +1,8 @@
 """The asyncio loop of the GUI: qasync's, plus what asyncio's own loops do that it leaves out."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 
@@ -14,11 +16,31 @@ class QtLoop(qasync.QEventLoop):
     loop, where its cleanup cannot await (httpcore's: "async generator ignored GeneratorExit"),
     and `shutdown_asyncgens` finds nothing to close."""
 
-    def run_forever(self):
+    @contextlib.contextmanager
+    def _asyncgen_hooks(self):
         previous = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
         try:
-            return super().run_forever()
+            yield
         finally:
             sys.set_asyncgen_hooks(*previous)
+
+    def run_forever(self):
+        with self._asyncgen_hooks():
+            return super().run_forever()
+
+    def run_until_complete(self, future):
+        # qasync handles Qt's pending events once more after run_forever returns
+        with self._asyncgen_hooks():
+            return super().run_until_complete(future)
+
+    def finish(self) -> None:
+        """What asyncio.run does before it closes its loop: the tasks left are cancelled and
+        awaited (one may still be reading a stream), then the async generators are closed."""
+        pending = [t for t in asyncio.all_tasks(self) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.run_until_complete(self.shutdown_asyncgens())

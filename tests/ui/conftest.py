@@ -26,8 +26,10 @@ def gui(qapp, tmp_path):
     g.run = run
     window.show()
     yield g
-    loop.run_until_complete(window.engine.close())
-    dispose(loop, window)
+    try:
+        loop.run_until_complete(window.engine.close())
+    finally:
+        dispose(loop, window)
 
 
 def dispose(loop, window) -> None:
@@ -37,20 +39,18 @@ def dispose(loop, window) -> None:
     at that moment too."""
     from shiboken6 import delete, isValid
 
-    for tab in window.tabs.editors():
-        tab.document().setModified(False)
-    window.close()
-    if not loop.is_closed():
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
+    try:
+        for tab in window.tabs.editors():
+            tab.document().setModified(False)
+        window.close()
+        if not loop.is_closed():
+            loop.finish()
+    finally:
         loop.close()
-    asyncio.set_event_loop(None)
-    if isValid(window):
-        delete(window)
-    gc.collect()
+        asyncio.set_event_loop(None)
+        if isValid(window):
+            delete(window)
+        gc.collect()
 
 
 async def until(predicate, timeout=60.0, step=0.02):

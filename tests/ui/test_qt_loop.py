@@ -2,6 +2,7 @@
 asyncio's own loops do (an HTTP stream read up to its last event is one)."""
 import asyncio
 import gc
+import sys
 
 from app.settings import Settings
 
@@ -10,6 +11,7 @@ def test_an_async_generator_left_early_is_closed_inside_the_loop(qapp):
     from app.ui.app import make_app, make_loop
 
     loop = make_loop(make_app(Settings()))
+    hooks_before = sys.get_asyncgen_hooks()
     cleaned = []
 
     async def events():
@@ -29,7 +31,8 @@ def test_an_async_generator_left_early_is_closed_inside_the_loop(qapp):
 
     try:
         loop.run_until_complete(read_first())
-        loop.run_until_complete(loop.shutdown_asyncgens())
+        assert sys.get_asyncgen_hooks() == hooks_before   # only while the loop runs
+        loop.finish()
     finally:
         loop.close()
         asyncio.set_event_loop(None)
