@@ -410,6 +410,7 @@ class MainWindow(QMainWindow):
         if hasattr(self, "status_engine"):
             self.status_engine.setText(f"Engine: {state}")
             self.status_engine.setToolTip(detail)
+            self.update_status()   # now, not at the next tick: a grab or a glance right after a load
         self.statusBar().showMessage(f"Engine: {state}" + (f" — {detail}" if detail else ""))
         if state == "ready":
             self.model_available()
@@ -418,6 +419,8 @@ class MainWindow(QMainWindow):
 
     def model_available(self) -> None:
         """A model can answer now: hints that asked for one are no longer true."""
+        if hasattr(self, "status_model"):
+            self.update_status()   # a server just connected: no engine state says so
         for panel in ("assistant", "bench_panel"):
             forget = getattr(getattr(self, panel, None), "model_available", None)
             if forget is not None:

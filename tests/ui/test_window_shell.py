@@ -205,14 +205,16 @@ def test_status_bar_shows_model_speed_and_context_of_the_current_request(gui, sm
 
     async def scenario():
         assert await w.model_bar.load(str(smollm))
+        loaded_at_once = w.status_model.text()   # not after the status bar's next 500 ms tick
         w.tabs.new_tab("s.py", "x = 1\n")
         w.assistant.prompt.setPlainText("Say hello.")
         w.assistant.ask()
         await until(lambda: w.assistant.generation is not None and w.assistant.generation.done, timeout=120)
         await asyncio.sleep(0.7)
+        return loaded_at_once
 
-    gui.run(scenario())
-    assert w.status_model.text() == Path(smollm).stem
+    loaded_at_once = gui.run(scenario())
+    assert loaded_at_once == w.status_model.text() == Path(smollm).stem
     assert "tok/s" in w.status_speed.text() and w.status_speed.text() != "… tok/s"
     assert w.status_ctx.text().startswith("context ") and "/4,096" in w.status_ctx.text()
     assert w.status_engine.text() == "Engine: ready"
