@@ -35,12 +35,15 @@ class QtLoop(qasync.QEventLoop):
         with self._asyncgen_hooks():
             return super().run_until_complete(future)
 
-    def finish(self) -> None:
+    def finish(self, wait_s: float = 5.0) -> None:
         """What asyncio.run does before it closes its loop: the tasks left are cancelled and
-        awaited (one may still be reading a stream), then the async generators are closed."""
+        awaited (one may still be reading a stream), then the async generators are closed. Each
+        wait is bounded: a task that does not end when cancelled (a request that was restarting
+        the engine as it closed) must not keep the app from exiting."""
         pending = [t for t in asyncio.all_tasks(self) if not t.done()]
         for task in pending:
             task.cancel()
         if pending:
-            self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.run_until_complete(self.shutdown_asyncgens())
+            self.run_until_complete(asyncio.wait(pending, timeout=wait_s))
+        closing = self.create_task(self.shutdown_asyncgens())
+        self.run_until_complete(asyncio.wait([closing], timeout=wait_s))

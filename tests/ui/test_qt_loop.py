@@ -3,6 +3,9 @@ asyncio's own loops do (an HTTP stream read up to its last event is one)."""
 import asyncio
 import gc
 import sys
+import time
+
+import pytest
 
 from app.settings import Settings
 
@@ -37,3 +40,29 @@ def test_an_async_generator_left_early_is_closed_inside_the_loop(qapp):
         loop.close()
         asyncio.set_event_loop(None)
     assert cleaned == ["after await"]
+
+
+@pytest.mark.timeout(60)
+def test_finish_gives_up_on_a_task_that_does_not_end_when_cancelled(qapp):
+    """The app's exit must not hang on it (a request restarting the engine as it closed did)."""
+    from app.ui.app import make_loop
+
+    loop = make_loop(qapp)
+
+    async def stubborn():
+        while True:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                pass
+
+    task = loop.create_task(stubborn())
+    try:
+        t0 = time.monotonic()
+        loop.finish(wait_s=0.5)
+        waited = time.monotonic() - t0
+    finally:
+        task.cancel()
+        loop.close()
+        asyncio.set_event_loop(None)
+    assert waited < 10
