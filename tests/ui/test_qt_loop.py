@@ -7,13 +7,11 @@ import time
 
 import pytest
 
-from app.settings import Settings
-
 
 def test_an_async_generator_left_early_is_closed_inside_the_loop(qapp):
-    from app.ui.app import make_app, make_loop
+    from app.ui.app import make_loop
 
-    loop = make_loop(make_app(Settings()))
+    loop = make_loop(qapp)
     hooks_before = sys.get_asyncgen_hooks()
     cleaned = []
 
