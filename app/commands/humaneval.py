@@ -204,21 +204,23 @@ class ProgressLine:
 
 
 async def _measured_parallel(args) -> int:
-    """The local engine's best sequence count for this model and backend (probed once, ~10 s)."""
+    """The local engine's best sequence count for this model and backend (probed once, ~15 s)."""
     from app.engine import hardware, parallel_probe
     from app.engine.base import open_engine
 
-    def probe_engine(n):
+    def probe_engine(n, contexts):
         return open_engine(args.model, n_ctx=1024, gpu_layers=args.gpu_layers, threads=args.threads,
-                           parallel=n, exact=True)
+                           parallel=n, exact=True, contexts=contexts)
 
     backend = hardware.detect_backend()
     fresh = parallel_probe.cached(args.model, backend) is None
     if fresh:
-        print("measuring how many sequences to decode together (once per model, ~10 s)...",
+        print("measuring how many sequences to decode together (once per model, ~15 s)...",
               file=sys.stderr)
     n = await parallel_probe.default_parallel(args.model, backend=backend, open_probe_engine=probe_engine)
-    print(f"parallel sequences: {n}" + (" (measured)" if fresh else " (measured before)"), file=sys.stderr)
+    k = parallel_probe.cached_contexts(args.model, backend, n)
+    print(f"parallel sequences: {n}" + (f" over {k} llama contexts" if k > 1 else "")
+          + (" (measured)" if fresh else " (measured before)"), file=sys.stderr)
     return n
 
 

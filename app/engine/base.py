@@ -66,6 +66,7 @@ class ModelInfo:
     eos_token: str = ""
     gpu_offload: bool = False
     n_seq: int = 1           # sequences the local engine decodes together (parallel slots)
+    contexts: int = 1        # llama contexts the slots are spread over (P.Load.contexts)
     exact: bool = False      # loaded without weight repacking (P.Load.exact)
     infill: bool = False     # has fill-in-the-middle tokens (Code Llama 7B/13B do, the 34B models not)
     fim_tokens: dict = field(default_factory=dict)  # infill role -> token text (completion/fim.py)
@@ -229,7 +230,8 @@ class Engine(abc.ABC):
                     "server_claims_note": "reported by the server; not verifiable from here"}
         return {"engine": "local", "path": info.path, "name": info.name, "file": Path(info.path).name,
                 "quantization": info.quantization, "file_size": info.file_size,
-                "n_ctx": info.n_ctx, "n_gpu_layers": info.n_gpu_layers, "weight_repacking": not info.exact}
+                "n_ctx": info.n_ctx, "n_gpu_layers": info.n_gpu_layers, "weight_repacking": not info.exact,
+                "contexts": info.contexts}
 
     async def __aenter__(self):
         return self
@@ -247,9 +249,11 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
                       api_key: str | None = None, ca_bundle: str | None = None,
                       into: Engine | None = None, remote: bool | None = None,
                       progress: Callable[[str, float], None] | None = None,
-                      parallel: int = 1, exact: bool = False) -> Engine:
+                      parallel: int = 1, exact: bool = False, contexts: int | None = None) -> Engine:
     """Open a model file in the local worker (`into`: an EngineClient to load it into) or
     connect to a server (`remote`: the source is a URL; None: decide from its look).
+    `contexts`: llama contexts the `parallel` slots are spread over (None: what the parallel
+    probe measured best for this file, backend and count, else 1).
     Raises EngineError (BadSource for what the user must fix)."""
     if remote or (remote is None and is_url(str(source))):
         from app.engine.remote import RemoteEngine
@@ -280,11 +284,16 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
     except hardware.ContextTooLarge as exc:
         raise BadSource(f"context {n_ctx}: {exc}") from None
     n_gpu, why = hardware.resolve_gpu_layers(gpu_layers, file_info, n_ctx * max(1, parallel), hw)
+    if contexts is None:
+        from app.engine import parallel_probe
+
+        contexts = 1 if parallel <= 1 or n_gpu else await asyncio.to_thread(
+            parallel_probe.cached_contexts, source, hardware.detect_backend(), parallel)
     engine = into if into is not None else EngineClient()
     try:
         info = await engine.load(source, n_ctx=n_ctx, n_gpu_layers=n_gpu,
                                  n_threads=hardware.bound_threads(threads, hw), progress=progress,
-                                 n_seq=max(1, parallel), exact=exact)
+                                 n_seq=max(1, parallel), exact=exact, contexts=contexts)
     except BaseException:
         if into is None:
             await engine.close()

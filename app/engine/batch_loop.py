@@ -86,12 +86,14 @@ class Sequence:
 
 class BatchLoop:
     def __init__(self, llm, n_seq: int, n_ctx_seq: int, n_batch: int, send, is_cancelled, forget,
-                 max_step: int = 0, exact: bool = False):
+                 max_step: int = 0, exact: bool = False, ctx=None):
         import llama_cpp as L
 
         self.L = L
         self.llm = llm
-        self.ctx = llm._ctx.ctx
+        self.ctx = ctx if ctx is not None else llm._ctx.ctx   # another context of the same model
+        self.n_threads: int = L.llama_n_threads(self.ctx)   # context_runner.set_threads changes it
+        self.decode_call = lambda ctx, batch, n_threads: L.llama_decode(ctx, batch)   # see WideDecodes
         self.mem = L.llama_get_memory(self.ctx)
         self.vocab = llm._model.vocab
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
@@ -132,9 +134,17 @@ class BatchLoop:
         """The next step reads prompt tokens (a request waits, or its prompt is not all in yet)."""
         return bool(self.waiting) or any(s.seq is not None and s.seq.pending is None for s in self.slots)
 
-    def submit(self, req: P.Generate) -> None:
-        llm = self.llm
-        tokens = llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=True)
+    def tokenize(self, req: P.Generate) -> list[int]:
+        return self.llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=True)
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        """The longest start of `tokens` that one of the slots holds (another thread may be
+        stepping this loop: a slot's list only grows or shrinks at its end, so this is a guess)."""
+        return max((_common_prefix(list(s.tokens), tokens) for s in self.slots), default=0)
+
+    def submit(self, req: P.Generate, tokens: list[int] | None = None) -> None:
+        if tokens is None:
+            tokens = self.tokenize(req)
         if not tokens:
             raise RequestError("bad_request", "the prompt is empty")
         room = self.n_ctx - len(tokens)
@@ -255,7 +265,7 @@ class BatchLoop:
 
     def _decode(self, n: int) -> None:
         self.batch.n_tokens = n
-        rc = self.L.llama_decode(self.ctx, self.batch)
+        rc = self.decode_call(self.ctx, self.batch, self.n_threads)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with status {rc}")
 

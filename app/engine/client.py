@@ -143,12 +143,13 @@ class EngineClient(Engine):
     async def load(self, path: str | Path, n_ctx: int = 4096, n_gpu_layers: int = 0,
                    n_threads: int | None = None, n_batch: int = 512,
                    progress: Callable[[str, float], None] | None = None, n_seq: int = 1,
-                   exact: bool = False) -> ModelInfo:
+                   exact: bool = False, contexts: int = 1) -> ModelInfo:
         """Validate the file, start a worker if needed and load the model into it.
         n_seq sequences are decoded together, each with a context of n_ctx tokens; `exact`: a
         sequence's tokens do not depend on what else is decoded (see P.Load)."""
         info = await asyncio.to_thread(gguf_file.inspect, path)
-        req = P.Load(str(Path(path).resolve()), n_ctx, n_gpu_layers, n_threads, n_batch, n_seq, exact)
+        req = P.Load(str(Path(path).resolve()), n_ctx, n_gpu_layers, n_threads, n_batch, n_seq, exact,
+                     contexts)
         async with self._lock:
             self._gguf = info
             return await self._load_locked(req, progress)
@@ -182,7 +183,7 @@ class EngineClient(Engine):
             file_size=gi.file_size, chat_template=gi.chat_template, n_ctx=ev.n_ctx,
             n_gpu_layers=ev.n_gpu_layers, n_threads=ev.n_threads, load_s=ev.load_s,
             bos_token=ev.bos_token, eos_token=ev.eos_token, gpu_offload=ev.gpu_offload,
-            n_seq=ev.n_seq, exact=req.exact, infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
+            n_seq=ev.n_seq, contexts=ev.contexts, exact=req.exact, infill=any(k in gi.metadata for k in ("tokenizer.ggml.fim_pre_token_id",
                                                   "tokenizer.ggml.prefix_token_id")),
             fim_tokens=dict(ev.fim_tokens))
         self._set_state("ready", gi.name)

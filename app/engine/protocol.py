@@ -48,6 +48,8 @@ class Load:
     # faster wide batches, whose kernel rounds unlike the one-token one, so a sequence decoded
     # beside others (or after a 4-token prompt chunk) would not give what it gives alone.
     exact: bool = False
+    # llama contexts the slots are spread over, each stepped by a thread of its own (worker.py)
+    contexts: int = 1
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Loaded:
     gpu_offload: bool
     n_seq: int = 1
     fim_tokens: dict = field(default_factory=dict)  # infill role (pre, suf, mid, ...) -> token text
+    contexts: int = 1
 
 
 @dataclass

@@ -15,7 +15,8 @@ import threading
 import time
 
 from app.engine import protocol as P
-from app.engine.batch_loop import BatchLoop, RequestError
+from app.engine.batch_loop import MIN_REUSE, BatchLoop, RequestError
+from app.engine.context_runner import ContextRunner, ThreadShare, WideDecodes, set_threads
 
 # A request's chunks that follow one another within this go out as one message: each message
 # wakes the app, and on a machine whose cores all run llama.cpp's threads each wake-up costs a
@@ -39,7 +40,11 @@ class Worker:
         self.cancelled: set[int] = set()
         self.cancel_lock = threading.Lock()
         self.llm = None
-        self.loop: BatchLoop | None = None
+        self.loop: BatchLoop | None = None        # the first context, stepped by run()
+        self.runners: list[ContextRunner] = []    # the others (P.Load.contexts), each in a thread
+        self.extra_contexts: list = []
+        self.share: ThreadShare | None = None     # with runners: threads per context
+        self.owner: dict[int, int] = {}           # request id -> index of the context running it
         self.held: dict[int, str] = {}        # request id -> text not sent yet
         self.sent_at: dict[int, float] = {}   # request id -> when its last chunk went out
 
@@ -60,7 +65,13 @@ class Worker:
                     self._write(P.Chunk(rid, self.held.pop(rid)))
                 if isinstance(msg, (P.Done, P.Error)):
                     self.sent_at.pop(rid, None)
+                    if rid in self.owner:
+                        self.share.add(self.owner.pop(rid), -1)
             self._write(msg)
+
+    def flush_before(self, loop: BatchLoop) -> None:
+        if self.held and loop.reading_prompt:
+            self.flush_held()
 
     def flush_held(self) -> None:
         """Before a step that may be long (a prompt to read): nothing waits through it."""
@@ -108,6 +119,8 @@ class Worker:
                 req = None
             while req is not None:
                 if isinstance(req, P.Shutdown):
+                    for runner in self.runners:   # out of llama.cpp before the interpreter ends
+                        runner.stop()
                     return
                 self.handle(req)
                 try:
@@ -115,8 +128,9 @@ class Worker:
                 except queue.Empty:
                     req = None
             if self.loop is not None and self.loop.busy:
-                if self.held and self.loop.reading_prompt:
-                    self.flush_held()
+                self.flush_before(self.loop)
+                if self.share is not None:
+                    set_threads(self.loop, self.share.threads_for())
                 try:
                     self.loop.step()
                 except Exception as exc:  # the context state is unknown: fail what runs, go on
@@ -134,10 +148,16 @@ class Worker:
             self.send(P.Error("internal", f"{type(exc).__name__}: {exc}", getattr(req, "id", None)))
 
     def _drop_model(self) -> None:
-        if self.loop is not None:
-            self.loop.abort_all("internal", "the model was unloaded")
-            self.loop.close()
-            self.loop = None
+        for runner in self.runners:
+            runner.stop()
+        loops = [self.loop] + [r.loop for r in self.runners] if self.loop is not None else []
+        for loop in loops:
+            loop.abort_all("internal", "the model was unloaded")
+            loop.close()
+        for ctx in self.extra_contexts:
+            ctx.close()
+        self.loop, self.runners, self.extra_contexts, self.share = None, [], [], None
+        self.owner.clear()
         if self.llm is not None:
             self.llm.close()
             self.llm = None
@@ -153,6 +173,9 @@ class Worker:
         self._drop_model()
         t0 = time.perf_counter()
         n_seq = max(1, req.n_seq)
+        n_contexts = max(1, min(req.contexts, n_seq))
+        # slots per context, the first ones taking what does not divide evenly
+        sizes = [n_seq // n_contexts + (i < n_seq % n_contexts) for i in range(n_contexts)]
 
         @C.llama_progress_callback
         def on_progress(fraction, _user):
@@ -172,7 +195,7 @@ class Worker:
 
         def ctx_params_with_sequences():
             params = default_ctx_params()
-            params.n_seq_max = n_seq
+            params.n_seq_max = sizes[0]
             params.kv_unified = False
             return params
 
@@ -180,7 +203,7 @@ class Worker:
         C.llama_context_default_params = ctx_params_with_sequences
         _tolerate_bad_chat_templates()
         try:
-            kwargs = dict(model_path=req.path, n_ctx=req.n_ctx * n_seq, n_gpu_layers=req.n_gpu_layers,
+            kwargs = dict(model_path=req.path, n_ctx=req.n_ctx * sizes[0], n_gpu_layers=req.n_gpu_layers,
                           n_batch=req.n_batch, verbose=False)
             if req.n_threads:
                 kwargs.update(n_threads=req.n_threads, n_threads_batch=req.n_threads)
@@ -192,24 +215,71 @@ class Worker:
             C.llama_model_default_params = default_params
             C.llama_context_default_params = default_ctx_params
         llm = self.llm
-        n_ctx_seq = min(llm.n_ctx() // n_seq, req.n_ctx)
+        n_ctx_seq = min(llm.n_ctx() // sizes[0], req.n_ctx)
         on_cpu = req.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload()
-        self.loop = BatchLoop(llm, n_seq, n_ctx_seq, req.n_batch, self.send, self.is_cancelled,
-                              self.forget_cancel, max_step=EXACT_CPU_STEP if req.exact and on_cpu else 0,
-                              exact=req.exact)
+
+        def batch_loop(n, ctx=None):
+            loop = BatchLoop(llm, n, n_ctx_seq, req.n_batch, self.send, self.is_cancelled,
+                             self.forget_cancel, max_step=EXACT_CPU_STEP if req.exact and on_cpu else 0,
+                             exact=req.exact, ctx=ctx)
+            loop.decode_call = WideDecodes.shared().decode
+            return loop
+
+        self.loop = batch_loop(sizes[0])
+        try:
+            extra = self._extra_contexts(llm, sizes[1:], n_ctx_seq)
+        except (ValueError, RuntimeError) as exc:
+            self._drop_model()
+            self.send(P.Error("load_failed", f"could not make {n_contexts} llama contexts: {exc}"))
+            return
+        if extra:
+            self.share = ThreadShare(llm.n_threads)
+            self.runners = [ContextRunner(batch_loop(n, ctx.ctx), self.share, self.flush_before)
+                            for n, ctx in zip(sizes[1:], extra)]
         self.send(P.Loaded(
             n_ctx=n_ctx_seq, n_gpu_layers=req.n_gpu_layers, n_threads=llm.n_threads,
             load_s=time.perf_counter() - t0,
             bos_token=_token_text(llm, llm.token_bos()), eos_token=_token_text(llm, llm.token_eos()),
             gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), n_seq=n_seq,
-            fim_tokens=_fim_tokens(llm)))
+            fim_tokens=_fim_tokens(llm), contexts=n_contexts))
+
+    def _extra_contexts(self, llm, sizes: list[int], n_ctx_seq: int) -> list:
+        """Contexts of the loaded model beside Llama's own, with its settings and their slots."""
+        from llama_cpp import _internals
+
+        for n in sizes:
+            params = type(llm.context_params).from_buffer_copy(llm.context_params)
+            params.n_seq_max = n
+            params.n_ctx = n_ctx_seq * n
+            self.extra_contexts.append(_internals.LlamaContext(model=llm._model, params=params, verbose=False))
+        return self.extra_contexts
+
+    def _pick(self, tokens: list[int]) -> int:
+        """The context for a new request: one whose slot holds the prompt's start (completion at
+        the cursor reuses it) where it has a free slot, else the least loaded."""
+        loops = [self.loop] + [r.loop for r in self.runners]
+        load = [self.share.load.get(i, 0) for i in range(len(loops))]
+        free = [i for i, loop in enumerate(loops) if load[i] < len(loop.slots)]
+        reuse = max(free, key=lambda i: loops[i].cached_prefix(tokens), default=None)
+        if reuse is not None and loops[reuse].cached_prefix(tokens) >= MIN_REUSE:
+            return reuse
+        return min(range(len(loops)), key=lambda i: (load[i] / len(loops[i].slots), i))
 
     def generate(self, req: P.Generate) -> None:
         if self.loop is None:
             self.send(P.Error("bad_request", "no model is loaded", req.id))
             return
+        if self.runners:
+            tokens = self.loop.tokenize(req)
+            with self.out_lock:
+                index = self._pick(tokens)
+                self.owner[req.id] = index
+                self.share.add(index, 1)
+            if index > 0:
+                self.runners[index - 1].give(req, tokens)
+                return
         try:
-            self.loop.submit(req)
+            self.loop.submit(req, tokens if self.runners else None)
         except RequestError as exc:
             self.forget_cancel(req.id)
             self.send(P.Error(exc.kind, str(exc), req.id))

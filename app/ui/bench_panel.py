@@ -216,7 +216,9 @@ class BenchPanel(QWidget):
                                                      "own process, temp folder, limits, Landlock; "
                                                      "leftover processes killed")
                                       + f" · {parallel} generation(s) at once"
-                                      + (" (the server's slots)" if remote else " (measured for this model)"))
+                                      + (" (the server's slots)" if remote else
+                                         f" over {engine.info.contexts} contexts (measured for this model)"
+                                         if engine.info.contexts > 1 else " (measured for this model)"))
             self.run = HumanEvalRun(out, problems, protocol=proto, samples=settings.get("samples") or 1,
                                     engine=engine, sandbox=sandbox, model=engine.record(),
                                     seed=settings.get("seed") or 0, on_progress=self._progress,
@@ -243,7 +245,7 @@ class BenchPanel(QWidget):
 
     async def _use_measured_parallel(self, engine) -> bool:
         """As the CLI does: the best count of sequences for this model and backend (a probe of
-        about 10 s the first time, cached), and the model reloaded with that many slots, exact
+        about 15 s the first time, cached), and the model reloaded with that many slots, exact
         (P.Load), so the score does not depend on how many answers were generated at once.
         Returns whether it reloaded the model (not when it was loaded so already)."""
         from app.engine import hardware, parallel_probe
@@ -254,14 +256,15 @@ class BenchPanel(QWidget):
         best = parallel_probe.cached(path, backend)
         if best is None:
             self.status.setText("Measuring how many answers this machine generates best at once "
-                                "(about 10 s, once per model)…")
+                                "(about 15 s, once per model)…")
             await bar.unload()   # the probe loads the model itself: one copy in memory at a time
             best = await parallel_probe.default_parallel(
-                path, backend=backend, open_probe_engine=lambda n: open_engine(
+                path, backend=backend, open_probe_engine=lambda n, contexts: open_engine(
                     path, n_ctx=1024, gpu_layers=bar.gpu_layers_text(), threads=bar.threads.value() or None,
-                    parallel=n, exact=True))
+                    parallel=n, exact=True, contexts=contexts))
         engine = self.window.engine
-        if engine.info is not None and best == engine.capabilities.parallel_slots and engine.info.exact:
+        if (engine.info is not None and best == engine.capabilities.parallel_slots and engine.info.exact
+                and engine.info.contexts == parallel_probe.cached_contexts(path, backend, best)):
             return False
         self.status.setText(f"Loading {Path(path).name} with {best} sequence slots…")
         # every slot holds a context of its own: where that many do not fit, one does

@@ -1,15 +1,16 @@
 """Benchmark: the local worker decoding 4 HumanEval sequences together against one at a time.
 
 16 tasks (the six Gemma-3-270M passes 23, 28, 29, 42, 53, 60 and ten more), Gemma-3-270M
-Q4_K_M, codex protocol (greedy), one worker loaded with 4 sequence slots and, as the self-test
-loads it, exact (no weight repacking: see the README on -DGGML_LLAMAFILE=OFF); the runner with 4
-generations in flight against 1, after an untimed warm-up, alternated (4, 1, 1, 4, 4, 1 while
-time allows), scored in the sandbox. Value: median N=4 throughput / median N=1 throughput (generated tokens per wall s).
+Q4_K_M, codex protocol (greedy), one worker loaded as the self-test loads it: 4 sequence slots,
+exact (no weight repacking: see the README on -DGGML_LLAMAFILE=OFF), over the llama contexts
+that the parallel probe found fastest for 4 sequences here (it runs first, about 15 s, with its
+cache in a temporary LLAMADESK_HOME); the runner with 4 generations in flight against 1, after
+an untimed warm-up, alternated (4, 1, 1, 4, 4, 1 while time allows), scored in the sandbox. Value: median N=4 throughput / median N=1 throughput (generated tokens per wall s).
 Target >= 1.3 here. Also: both verdicts, how many completions are identical (expect >= 12/16),
 and one sequence through the new loop against plain `Llama.generate` (target >= 0.97).
 
-Not judged, to say where the ratio comes from: the same 16 tasks through the worker's batch
-loop in this process, N=1 then N=4, every generation step timed by its width (how many
+Not judged, to say where the ratio comes from: the same 16 tasks through one context's batch
+loop in this process (one context of all the threads, whatever the probe picked), N=1 then N=4, every generation step timed by its width (how many
 sequences it decoded): the cost of a token at each width, and how many of the N=4 run's tokens
 were decoded at each width (sequences that run on after the others finish decode in narrow
 steps); and from those costs the ceiling any batcher could reach on these 16 tasks
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.bench import humaneval as he  # noqa: E402
+from app.engine import hardware, parallel_probe  # noqa: E402
 from app.engine.base import open_engine  # noqa: E402
 from app.engine.protocol import GenerateParams  # noqa: E402
 from tests import schedule_bound  # noqa: E402
@@ -125,26 +128,43 @@ def step_profile(model: Path) -> dict:
             "decode_only_ratio": round(decode_s[1] / decode_s[4], 3), "ceiling": ceiling}
 
 
+async def probed_contexts(model: Path) -> tuple[int, dict]:
+    """What the self-test's first run measures here (parallel_probe), and its choice for 4."""
+    backend = hardware.detect_backend()
+    await parallel_probe.default_parallel(model, backend=backend, open_probe_engine=lambda n, contexts: open_engine(
+        model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=n, exact=True, contexts=contexts))
+    entry = json.loads(parallel_probe.cache_file().read_text())[parallel_probe.cache_key(model, backend)]
+    print(f"probe: one context {entry['tokens_per_s']}, two {entry['split_tokens_per_s']} tok/s; "
+          f"contexts by count {entry['contexts']}", flush=True)
+    return parallel_probe.cached_contexts(model, backend, 4), entry
+
+
 async def main() -> dict:
     tmp = Path(tempfile.mkdtemp())
+    os.environ["LLAMADESK_HOME"] = str(tmp / "home")   # the probe's cache: not the user's
     model = gemma(tmp)
     problems = he.load_problems(task_ids=[str(t) for t in TASKS])
-    engine = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=4, exact=True)
+    contexts, probe = await probed_contexts(model)
+    engine = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=4, exact=True,
+                               contexts=contexts)
     try:
         runs = await alternated_runs(engine, problems, tmp, BUDGET_S)
     finally:
         await engine.close()
     # not judged: 8 in flight, which the parallel probe may pick on a CPU; an exact load there
     # decodes them as two calls of 4 (worker.EXACT_CPU_STEP), so their text is the N=1 text
-    engine8 = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=8, exact=True)
+    engine8 = await open_engine(model, n_ctx=1024, threads=THREADS, gpu_layers=0, parallel=8, exact=True,
+                                contexts=parallel_probe.cached_contexts(model, hardware.detect_backend(), 8))
     try:
         r8 = await one_run(engine8, problems, 8, tmp / "run-n8")
     finally:
         await engine8.close()
     print(f"N=8: {r8['tokens']} tokens in {r8['wall_s']:.1f} s = {r8['tokens_per_s']:.1f} tok/s; "
           f"passed {len(r8['passed'])}/16", flush=True)
-    single = await single_vs_llama(model)
+    # the profile first: Llama.generate in this process starts a libgomp team on this thread,
+    # which would slow the profile's decodes (context_runner.WideDecodes)
     profile = step_profile(model)
+    single = await single_vs_llama(model)
     by_n, med = by_parallel(runs)
     value = med[4] / med[1]
     c1, c4 = by_n[1][0]["completions"], by_n[4][0]["completions"]
@@ -155,6 +175,8 @@ async def main() -> dict:
             "passed_n1": by_n[1][0]["passed"], "passed_n4": by_n[4][0]["passed"],
             "identical_completions": f"{same}/{len(c1)}", "single_vs_llama_generate": round(single, 3),
             "single_target": ">= 0.97", "runs": len(runs), "threads": THREADS, "model": model.name,
+            "contexts": contexts,
+            "probe_not_judged": {k: probe[k] for k in ("tokens_per_s", "split_tokens_per_s", "contexts")},
             "n8_over_n1_not_judged": round(r8["tokens_per_s"] / med[1], 3), "passed_n8": r8["passed"],
             "identical_n8_not_judged": f"{sum(c1[t] == r8['completions'].get(t) for t in c1)}/{len(c1)}",
             "step_profile_not_judged": profile}

@@ -46,8 +46,12 @@ def test_a_local_self_test_measures_its_parallel_count_once_and_shows_it(gui, sm
     best = parallel_probe.cached(smollm, backend)
     assert best is not None, "the first self-test measures the count"
     assert summary["complete"] and summary["parallel"] == best
-    assert window_model_while_probing == [None], "two copies of the model in memory while probing"
+    # one probe engine at a time (one context, then two on a CPU), the window's model unloaded
+    assert window_model_while_probing and all(m is None for m in window_model_while_probing), \
+        "two copies of the model in memory while probing"
     assert summary["model"]["weight_repacking"] is False      # it ran exact (P.Load.exact)
+    # over the contexts the probe found fastest for that count
+    assert summary["model"]["contexts"] == parallel_probe.cached_contexts(smollm, backend, best)
     # and then the model is loaded as the bar loads it: with the measured slots, not exact
     assert w.engine.capabilities.parallel_slots == best and w.engine.info.exact is False
     assert f"{best} generation(s) at once" in panel.sandbox_note.text()

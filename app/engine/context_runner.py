@@ -1,0 +1,133 @@
+"""A second (third, ...) llama context of the worker, stepped by a thread of its own.
+
+On a few CPU cores a small model spends much of a step in llama.cpp's per-operation thread
+barriers, so two contexts of one thread each, stepped side by side, decode more than one
+context of two threads (measured here with Gemma-3-270M on 2 cores: 4 sequences 1.13x, the last
+2 of a self-test 1.4x). Each context holds its own slots and KV cache; the weights are shared.
+The worker's own thread steps the first context (worker.py); a runner steps another one. Every
+context takes all the threads while it is the only one with work, and its share while several
+have (`ThreadShare`). A big model on the same cores reads every weight once per step per
+context, so the split is a measured choice (parallel_probe.py), never a default.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+from app.engine import protocol as P
+from app.engine.batch_loop import BatchLoop, RequestError
+
+
+class ThreadShare:
+    """The worker's threads split evenly between the contexts that have requests in flight."""
+
+    def __init__(self, total: int):
+        self.total = max(1, total)
+        self.lock = threading.Lock()
+        self.load: dict[int, int] = {}   # context index -> requests given to it and not finished
+
+    def busy(self) -> int:
+        return sum(1 for n in self.load.values() if n > 0)
+
+    def threads_for(self) -> int:
+        return max(1, self.total // max(1, self.busy()))
+
+    def add(self, index: int, n: int) -> None:
+        with self.lock:
+            self.load[index] = self.load.get(index, 0) + n
+
+
+class WideDecodes:
+    """Every llama_decode of more than one thread in this process runs on one thread of its own.
+
+    libgomp (llama.cpp's threads) keeps a team of threads per thread that calls it, and once the
+    teams hold more threads than there are cores it barely spins at its barriers: measured here,
+    a context decoding with 2 threads from whichever thread steps it fell from about 64 to 48
+    steps/s for good once a second thread had done so. One-thread decodes never start a team."""
+    _shared: "WideDecodes | None" = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> "WideDecodes":
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def __init__(self):
+        import llama_cpp
+
+        self.decode_now = llama_cpp.llama_decode
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, daemon=True, name="llama-wide-decode").start()
+
+    def decode(self, ctx, batch, n_threads: int) -> int:
+        if n_threads <= 1:
+            return self.decode_now(ctx, batch)
+        done, box = threading.Event(), []
+        self.jobs.put((ctx, batch, box, done))
+        done.wait()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    def _run(self) -> None:
+        while True:
+            ctx, batch, box, done = self.jobs.get()
+            try:
+                box.append(self.decode_now(ctx, batch))
+            except BaseException as exc:  # handed to the caller's thread
+                box.append(exc)
+            finally:
+                done.set()
+
+
+def set_threads(loop: BatchLoop, n: int) -> None:
+    if loop.n_threads != n:
+        loop.L.llama_set_n_threads(loop.ctx, n, n)
+        loop.n_threads = n
+
+
+class ContextRunner:
+    def __init__(self, loop: BatchLoop, share: ThreadShare, before_step):
+        self.loop = loop
+        self.share = share
+        self.before_step = before_step   # the worker's flush of held chunks before a prompt read
+        self.inbox: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="llama-context")
+        self.thread.start()
+
+    def give(self, req: P.Generate, tokens: list[int]) -> None:
+        self.inbox.put((req, tokens))
+
+    def stop(self) -> None:
+        self.inbox.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        loop = self.loop
+        while True:
+            try:
+                item = self.inbox.get(block=not loop.busy)
+            except queue.Empty:
+                item = False
+            while item is not False:
+                if item is None:
+                    return
+                req, tokens = item
+                try:
+                    loop.submit(req, tokens)
+                except RequestError as exc:
+                    loop.forget(req.id)
+                    loop.send(P.Error(exc.kind, str(exc), req.id))
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    item = False
+            if loop.busy:
+                self.before_step(loop)
+                set_threads(loop, self.share.threads_for())
+                try:
+                    loop.step()
+                except Exception as exc:  # the context state is unknown: fail what runs, go on
+                    loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
