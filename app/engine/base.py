@@ -98,6 +98,7 @@ class GenerationStats:
     draft_tokens: int = 0      # prompt-lookup decoding: tokens proposed ...
     accepted_tokens: int = 0   # ... and confirmed by the model
     in_flight: int = 1         # most sequences the engine decoded together during this one
+    moved: int = 0             # times the local engine moved it to an idle context (P.Done.moved)
 
     @property
     def acceptance(self) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import ctypes
 import time
 from dataclasses import dataclass, field
 
@@ -70,6 +71,7 @@ class Sequence:
     accepted: int = 0
     steps: int = 0
     in_flight: int = 1
+    moved: int = 0
     stops: StopMatcher | None = None
     decoder: object = None
     # where this step's logits are in the batch
@@ -106,6 +108,7 @@ class BatchLoop:
         self.batch = L.llama_batch_init(n_batch, 0, 1)
         self.slots = [Slot(i) for i in range(n_seq)]
         self.waiting: collections.deque[Sequence] = collections.deque()
+        self.adopted: collections.deque[Moved] = collections.deque()   # from another context
         self.clock = 0
         self.total_tokens = 0
         self.cost = LK.DecodeCost()
@@ -113,9 +116,10 @@ class BatchLoop:
         self.widths: dict[int, list] = collections.defaultdict(lambda: [0, 0.0])
 
     def close(self) -> None:
-        for seq in self.active + list(self.waiting):
+        for seq in self.active + list(self.waiting) + [m.seq for m in self.adopted]:
             self._free_sampler(seq)
         self.waiting.clear()
+        self.adopted.clear()
         if self.batch is not None:
             self.L.llama_batch_free(self.batch)
             self.batch = None
@@ -127,7 +131,7 @@ class BatchLoop:
 
     @property
     def busy(self) -> bool:
-        return bool(self.waiting) or any(s.seq is not None for s in self.slots)
+        return bool(self.waiting or self.adopted) or any(s.seq is not None for s in self.slots)
 
     @property
     def reading_prompt(self) -> bool:
@@ -156,7 +160,52 @@ class BatchLoop:
         seq.max_tokens = room if p.max_tokens is None or p.max_tokens <= 0 else min(p.max_tokens, room)
         self.waiting.append(seq)
 
+    # --- moving a generating sequence to another context of the same model -------------------
+    def detach_one(self) -> "Moved | None":
+        """One of this loop's generating sequences with its KV cells, taken out for an idle
+        context (context_runner.py): two sequences in one context cost nearly twice one on a CPU,
+        two contexts side by side do not. None unless two or more generate and none waits."""
+        L = self.L
+        generating = [s for s in self.active if s.pending is not None]
+        if len(generating) < 2 or self.waiting or self.adopted:
+            return None
+        seq = max(generating, key=lambda s: s.max_tokens - s.n_out)
+        slot = seq.slot
+        size = L.llama_state_seq_get_size(self.ctx, slot.id)
+        buf = (ctypes.c_uint8 * size)()
+        written = L.llama_state_seq_get_data(self.ctx, buf, size, slot.id)
+        if written <= 0:
+            return None
+        slot.seq, seq.slot = None, None   # its cells stay here as a cache, as a finished request's do
+        seq.moved += 1
+        return Moved(seq, bytes(buf[:written]), list(slot.tokens), slot.full_chunks)
+
+    def adopt(self, moved: "Moved") -> None:
+        self.adopted.append(moved)
+
+    def _place_adopted(self) -> None:
+        L = self.L
+        while self.adopted:
+            free = [s for s in self.slots if s.seq is None]
+            if not free:
+                return
+            moved = self.adopted.popleft()
+            slot = min(free, key=lambda s: (bool(s.tokens), s.last_used))
+            L.llama_memory_seq_rm(self.mem, slot.id, -1, -1)
+            data = (ctypes.c_uint8 * len(moved.state)).from_buffer_copy(moved.state)
+            if L.llama_state_seq_set_data(self.ctx, data, len(data), slot.id) == 0:
+                slot.tokens.clear()
+                self._free_sampler(moved.seq)
+                self.forget(moved.seq.id)
+                self.send(P.Error("internal", "could not move the request's cache to another context",
+                                  moved.seq.id))
+                continue
+            self.clock += 1
+            slot.tokens, slot.full_chunks, slot.last_used = moved.tokens, moved.full_chunks, self.clock
+            slot.seq, moved.seq.slot = moved.seq, slot
+
     def _admit(self) -> None:
+        self._place_adopted()
         while self.waiting:
             free = [s for s in self.slots if s.seq is None]
             if not free:
@@ -426,21 +475,31 @@ class BatchLoop:
                          prompt_s=(seq.t_first or now) - seq.t0,
                          generation_s=now - seq.t_first if seq.t_first else 0.0,
                          draft_tokens=seq.drafted, accepted_tokens=seq.accepted,
-                         decode_steps=seq.steps, in_flight=seq.in_flight))
+                         decode_steps=seq.steps, in_flight=seq.in_flight, moved=seq.moved))
 
     def abort_all(self, kind: str, message: str) -> None:
         """The context is unusable (decode failed) or going away: fail every request, start clean."""
-        for seq in self.active + list(self.waiting):
+        for seq in self.active + list(self.waiting) + [m.seq for m in self.adopted]:
             if seq.slot is not None:
                 seq.slot.seq = None
             self._free_sampler(seq)
             self.forget(seq.id)
             self.send(P.Error(kind, message, seq.id))
         self.waiting.clear()
+        self.adopted.clear()
         for slot in self.slots:
             slot.tokens.clear()
         if self.mem is not None:
             self.L.llama_memory_clear(self.mem, False)
+
+
+@dataclass
+class Moved:
+    seq: Sequence
+    state: bytes            # llama_state_seq_get_data of its slot
+    tokens: list[int]       # what those cells hold
+    full_chunks: int
+    model: int = 0          # which load of the worker it belongs to (worker.loads)
 
 
 def _common_prefix(cached, tokens) -> int:

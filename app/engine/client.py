@@ -300,7 +300,7 @@ class EngineClient(Engine):
                     tokens_per_s=(ev.completion_tokens - 1) / after if after > 0 and ev.completion_tokens > 1 else 0.0,
                     total_s=t_end - t_sent, finish_reason=ev.finish_reason,
                     draft_tokens=ev.draft_tokens, accepted_tokens=ev.accepted_tokens,
-                    in_flight=ev.in_flight)
+                    in_flight=ev.in_flight, moved=ev.moved)
                 return
 
     # --- shutdown --------------------------------------------------------------------------

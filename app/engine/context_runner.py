@@ -15,7 +15,7 @@ import queue
 import threading
 
 from app.engine import protocol as P
-from app.engine.batch_loop import BatchLoop, RequestError
+from app.engine.batch_loop import BatchLoop, Moved, RequestError
 
 
 class ThreadShare:
@@ -27,7 +27,8 @@ class ThreadShare:
         self.load: dict[int, int] = {}   # context index -> requests given to it and not finished
 
     def busy(self) -> int:
-        return sum(1 for n in self.load.values() if n > 0)
+        with self.lock:
+            return sum(1 for n in self.load.values() if n > 0)
 
     def threads_for(self) -> int:
         return max(1, self.total // max(1, self.busy()))
@@ -89,16 +90,20 @@ def set_threads(loop: BatchLoop, n: int) -> None:
 
 
 class ContextRunner:
-    def __init__(self, loop: BatchLoop, share: ThreadShare, before_step):
+    def __init__(self, loop: BatchLoop, share: ThreadShare, before_step, after_step):
         self.loop = loop
         self.share = share
         self.before_step = before_step   # the worker's flush of held chunks before a prompt read
+        self.after_step = after_step     # the worker's move of a sequence to an idle context
         self.inbox: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._run, daemon=True, name="llama-context")
         self.thread.start()
 
     def give(self, req: P.Generate, tokens: list[int]) -> None:
         self.inbox.put((req, tokens))
+
+    def take(self, moved: Moved) -> None:
+        self.inbox.put(moved)
 
     def stop(self) -> None:
         self.inbox.put(None)
@@ -114,12 +119,15 @@ class ContextRunner:
             while item is not False:
                 if item is None:
                     return
-                req, tokens = item
-                try:
-                    loop.submit(req, tokens)
-                except RequestError as exc:
-                    loop.forget(req.id)
-                    loop.send(P.Error(exc.kind, str(exc), req.id))
+                if isinstance(item, Moved):
+                    loop.adopt(item)
+                else:
+                    req, tokens = item
+                    try:
+                        loop.submit(req, tokens)
+                    except RequestError as exc:
+                        loop.forget(req.id)
+                        loop.send(P.Error(exc.kind, str(exc), req.id))
                 try:
                     item = self.inbox.get_nowait()
                 except queue.Empty:
@@ -131,3 +139,4 @@ class ContextRunner:
                     loop.step()
                 except Exception as exc:  # the context state is unknown: fail what runs, go on
                     loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
+                self.after_step(loop)

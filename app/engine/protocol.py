@@ -129,6 +129,7 @@ class Done:
     accepted_tokens: int = 0  # ... and confirmed by the model
     decode_steps: int = 0     # batches this sequence took part in after its prompt
     in_flight: int = 1        # most sequences decoded together while this one ran
+    moved: int = 0            # times it moved to an idle llama context (worker.balance)
 
 
 @dataclass

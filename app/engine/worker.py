@@ -15,7 +15,7 @@ import threading
 import time
 
 from app.engine import protocol as P
-from app.engine.batch_loop import MIN_REUSE, BatchLoop, RequestError
+from app.engine.batch_loop import MIN_REUSE, BatchLoop, Moved, RequestError
 from app.engine.context_runner import ContextRunner, ThreadShare, WideDecodes, set_threads
 
 # A request's chunks that follow one another within this go out as one message: each message
@@ -45,6 +45,7 @@ class Worker:
         self.extra_contexts: list = []
         self.share: ThreadShare | None = None     # with runners: threads per context
         self.owner: dict[int, int] = {}           # request id -> index of the context running it
+        self.loads = 0                            # models loaded so far (Moved.model)
         self.held: dict[int, str] = {}        # request id -> text not sent yet
         self.sent_at: dict[int, float] = {}   # request id -> when its last chunk went out
 
@@ -135,6 +136,8 @@ class Worker:
                     self.loop.step()
                 except Exception as exc:  # the context state is unknown: fail what runs, go on
                     self.loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
+                if self.runners:
+                    self.balance(self.loop)
 
     def handle(self, req) -> None:
         try:
@@ -144,6 +147,12 @@ class Worker:
                 self.generate(req)
             elif isinstance(req, P.Unload):
                 self.unload()
+            elif isinstance(req, Moved):
+                if self.loop is not None and req.model == self.loads:
+                    self.loop.adopt(req)
+                else:   # moved as its model was unloaded
+                    self.forget_cancel(req.seq.id)
+                    self.send(P.Error("internal", "the model was unloaded", req.seq.id))
         except Exception as exc:  # report, keep serving: the model may still be usable
             self.send(P.Error("internal", f"{type(exc).__name__}: {exc}", getattr(req, "id", None)))
 
@@ -226,6 +235,7 @@ class Worker:
             return loop
 
         self.loop = batch_loop(sizes[0])
+        self.loads += 1
         try:
             extra = self._extra_contexts(llm, sizes[1:], n_ctx_seq)
         except (ValueError, RuntimeError) as exc:
@@ -234,7 +244,7 @@ class Worker:
             return
         if extra:
             self.share = ThreadShare(llm.n_threads)
-            self.runners = [ContextRunner(batch_loop(n, ctx.ctx), self.share, self.flush_before)
+            self.runners = [ContextRunner(batch_loop(n, ctx.ctx), self.share, self.flush_before, self.balance)
                             for n, ctx in zip(sizes[1:], extra)]
         self.send(P.Loaded(
             n_ctx=n_ctx_seq, n_gpu_layers=req.n_gpu_layers, n_threads=llm.n_threads,
@@ -253,6 +263,31 @@ class Worker:
             params.n_ctx = n_ctx_seq * n
             self.extra_contexts.append(_internals.LlamaContext(model=llm._model, params=params, verbose=False))
         return self.extra_contexts
+
+    def balance(self, loop: BatchLoop) -> None:
+        """After a step of `loop` (on its thread): where it decodes two or more sequences while
+        another context has nothing, nothing waits and no request is on its way, one of them
+        moves there with its cells (BatchLoop.detach_one): the last long answers of a self-test
+        then decode side by side instead of two wide in one context."""
+        loops = [self.loop] + [r.loop for r in self.runners]
+        src = loops.index(loop)
+        if self.share.load.get(src, 0) < 2 or not self.jobs.empty():
+            return
+        with self.out_lock:
+            idle = [i for i in range(len(loops)) if self.share.load.get(i, 0) == 0
+                    and (i == 0 or self.runners[i - 1].inbox.empty())]
+            moved = loop.detach_one() if idle else None
+            if moved is None:
+                return
+            dst = idle[0]
+            moved.model = self.loads
+            self.owner[moved.seq.id] = dst
+            self.share.add(src, -1)
+            self.share.add(dst, 1)
+        if dst == 0:
+            self.jobs.put(moved)
+        else:
+            self.runners[dst - 1].take(moved)
 
     def _pick(self, tokens: list[int]) -> int:
         """The context for a new request: one whose slot holds the prompt's start (completion at

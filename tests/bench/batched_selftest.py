@@ -19,8 +19,10 @@ steps); and from those costs the ceiling any batcher could reach on these 16 tas
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -161,9 +163,10 @@ async def main() -> dict:
         await engine8.close()
     print(f"N=8: {r8['tokens']} tokens in {r8['wall_s']:.1f} s = {r8['tokens_per_s']:.1f} tok/s; "
           f"passed {len(r8['passed'])}/16", flush=True)
-    # the profile first: Llama.generate in this process starts a libgomp team on this thread,
-    # which would slow the profile's decodes (context_runner.WideDecodes)
-    profile = step_profile(model)
+    # the profile in a process of its own: its worker's decode thread and Llama.generate here
+    # would be two libgomp teams in one process, which slows both (context_runner.WideDecodes)
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        profile = pool.submit(step_profile, model).result()
     single = await single_vs_llama(model)
     by_n, med = by_parallel(runs)
     value = med[4] / med[1]

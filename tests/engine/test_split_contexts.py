@@ -4,12 +4,13 @@ reaches a sequence in either context, and a prompt goes where its start is cache
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from app.engine import parallel_probe
 from app.engine.client import EngineClient
-from app.engine.context_runner import ThreadShare
+from app.engine.context_runner import ThreadShare, WideDecodes
 from app.engine.protocol import GenerateParams
 from tests.helpers import arun
 
@@ -42,6 +43,27 @@ def test_four_sequences_over_two_contexts_give_what_each_gives_alone(smollm):
         assert t == a
     # two per context: each context decodes its two sequences together
     assert [st.in_flight for st in stats] == [2, 2, 2, 2]
+
+
+def test_a_sequence_moves_to_a_context_left_idle_and_gives_what_it_gives_alone(smollm):
+    """Two long requests land in the first context (the short ones between them in the second);
+    once the short ones end, one long one moves with its cells to the idle context."""
+    long, short = GenerateParams(max_tokens=96, stop=["zzz"]), GenerateParams(max_tokens=4)
+    order = [(PROMPTS[0], long), (PROMPTS[1], short), (PROMPTS[2], long), (PROMPTS[3], short)]
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(smollm, n_ctx=1024, n_threads=2, n_seq=4, exact=True, contexts=2)
+            alone = [await client.generate(p, params).result() for p, params in order]
+            gens = [client.generate(p, params) for p, params in order]
+            texts = await asyncio.gather(*(g.result() for g in gens))
+            return alone, texts, [g.stats for g in gens]
+
+    alone, texts, stats = arun(go(), timeout=240)
+    for a, t, st in zip(alone, texts, stats):
+        print(f"moved {st.moved}, {st.completion_tokens} tokens: {t[:40]!r}")
+        assert t == a
+    assert sum(st.moved for st in stats) == 1 and stats[0].moved + stats[2].moved == 1
 
 
 def test_a_cancel_stops_a_sequence_in_the_second_context_and_the_others_finish(smollm):
@@ -120,3 +142,31 @@ def test_threads_go_to_the_contexts_that_have_work():
 ])
 def test_the_probe_keeps_the_faster_layout_for_each_count(one, split, expected):
     assert parallel_probe.choose(one, split) == expected
+
+
+def test_decodes_of_several_threads_all_run_on_one_thread_whoever_steps_the_context():
+    """libgomp keeps a team per calling thread and stops spinning once teams outnumber the cores
+    (WideDecodes): a context stepped from any thread decodes wide on the one shared thread, and
+    a one-thread decode stays where it is called."""
+    wide = WideDecodes.shared()
+    assert WideDecodes.shared() is wide
+    ran_on = {}   # (caller, threads) -> the thread llama_decode ran on
+    real = wide.decode_now
+    wide.decode_now = lambda ctx, batch: ran_on.__setitem__(batch, threading.get_ident()) or 0
+
+    def caller(i):
+        for n in (1, 2, 4):
+            wide.decode(None, (i, n, threading.get_ident()), n)
+
+    try:
+        callers = [threading.Thread(target=caller, args=(i,)) for i in range(3)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+    finally:
+        wide.decode_now = real
+    assert len(ran_on) == 9
+    assert all(ran_on[k] == k[2] for k in ran_on if k[1] == 1), "a one-thread decode left its caller"
+    wide_on = {ran_on[k] for k in ran_on if k[1] > 1}
+    assert len(wide_on) == 1 and not wide_on & {k[2] for k in ran_on}, "wide decodes ran on several threads"
