@@ -4,7 +4,10 @@ Runs as `python -m app.engine.worker`. stdin carries requests, the original stdo
 events; fd 1 is pointed at stderr first so that anything llama.cpp prints from C cannot corrupt
 the protocol. A reader thread takes requests and `cancel` at once while the main thread decodes;
 the main thread admits new requests and checks cancels between batch steps (batch_loop.py), so
-a cancel never has to interrupt C code and several requests run at once.
+a cancel never has to interrupt C code and several requests run at once. With P.Load.contexts
+above 1 the slots are spread over that many llama contexts of the one model: the main thread
+steps the first, a thread each the others (context_runner.py), and a request goes to the
+context that holds its prompt's start or else to the least loaded one.
 """
 from __future__ import annotations
 
