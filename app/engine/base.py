@@ -253,8 +253,9 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
                       parallel: int = 1, exact: bool = False, contexts: int | None = None) -> Engine:
     """Open a model file in the local worker (`into`: an EngineClient to load it into) or
     connect to a server (`remote`: the source is a URL; None: decide from its look).
-    `contexts`: llama contexts the `parallel` slots are spread over (None: what the parallel
-    probe measured best for this file, backend and count, else 1).
+    `contexts`: llama contexts the `parallel` slots are spread over (None: for an exact load,
+    what the parallel probe measured best for this file, backend and count, which it measures
+    as the self-test loads; else 1: an editor's load keeps one prompt cache for all its slots).
     Raises EngineError (BadSource for what the user must fix)."""
     if remote or (remote is None and is_url(str(source))):
         from app.engine.remote import RemoteEngine
@@ -288,7 +289,7 @@ async def open_engine(source: str | Path, *, n_ctx: int = 4096, gpu_layers: str 
     if contexts is None:
         from app.engine import parallel_probe
 
-        contexts = 1 if parallel <= 1 or n_gpu else await asyncio.to_thread(
+        contexts = 1 if parallel <= 1 or n_gpu or not exact else await asyncio.to_thread(
             parallel_probe.cached_contexts, source, hardware.detect_backend(), parallel)
     engine = into if into is not None else EngineClient()
     try:

@@ -161,14 +161,17 @@ class BatchLoop:
         self.waiting.append(seq)
 
     # --- moving a generating sequence to another context of the same model -------------------
+    def can_detach(self) -> bool:
+        return not (self.waiting or self.adopted) and sum(s.pending is not None for s in self.active) >= 2
+
     def detach_one(self) -> "Moved | None":
         """One of this loop's generating sequences with its KV cells, taken out for an idle
         context (context_runner.py): two sequences in one context cost nearly twice one on a CPU,
         two contexts side by side do not. None unless two or more generate and none waits."""
         L = self.L
-        generating = [s for s in self.active if s.pending is not None]
-        if len(generating) < 2 or self.waiting or self.adopted:
+        if not self.can_detach():
             return None
+        generating = [s for s in self.active if s.pending is not None]
         seq = max(generating, key=lambda s: s.max_tokens - s.n_out)
         slot = seq.slot
         size = L.llama_state_seq_get_size(self.ctx, slot.id)
@@ -178,7 +181,7 @@ class BatchLoop:
             return None
         slot.seq, seq.slot = None, None   # its cells stay here as a cache, as a finished request's do
         seq.moved += 1
-        return Moved(seq, bytes(buf[:written]), list(slot.tokens), slot.full_chunks)
+        return Moved(seq, ctypes.string_at(buf, written), list(slot.tokens), slot.full_chunks)
 
     def adopt(self, moved: "Moved") -> None:
         self.adopted.append(moved)
@@ -280,6 +283,10 @@ class BatchLoop:
             if self.is_cancelled(seq.id):
                 self.waiting.remove(seq)
                 self._finish(seq, "cancelled")
+        for moved in list(self.adopted):
+            if self.is_cancelled(moved.seq.id):
+                self.adopted.remove(moved)
+                self._finish(moved.seq, "cancelled")
         for seq in self.active:
             if self.is_cancelled(seq.id):
                 self._finish(seq, "cancelled")

@@ -113,30 +113,48 @@ class ContextRunner:
         loop = self.loop
         while True:
             try:
-                item = self.inbox.get(block=not loop.busy)
+                if not self._turn(loop):
+                    return
+            except Exception as exc:  # fail what runs here, keep the thread: its requests must end
+                loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
+
+    def _turn(self, loop: BatchLoop) -> bool:
+        """Take what the inbox holds, then one step; False once told to stop."""
+        try:
+            item = self.inbox.get(block=not loop.busy)
+        except queue.Empty:
+            item = False
+        while item is not False:
+            if item is None:
+                return False
+            if isinstance(item, Moved):
+                loop.adopt(item)
+            else:
+                req, tokens = item
+                try:
+                    loop.submit(req, tokens)
+                except RequestError as exc:
+                    loop.forget(req.id)
+                    loop.send(P.Error(exc.kind, str(exc), req.id))
+            try:
+                item = self.inbox.get_nowait()
             except queue.Empty:
                 item = False
-            while item is not False:
-                if item is None:
-                    return
-                if isinstance(item, Moved):
-                    loop.adopt(item)
-                else:
-                    req, tokens = item
-                    try:
-                        loop.submit(req, tokens)
-                    except RequestError as exc:
-                        loop.forget(req.id)
-                        loop.send(P.Error(exc.kind, str(exc), req.id))
-                try:
-                    item = self.inbox.get_nowait()
-                except queue.Empty:
-                    item = False
-            if loop.busy:
-                self.before_step(loop)
-                set_threads(loop, self.share.threads_for())
-                try:
-                    loop.step()
-                except Exception as exc:  # the context state is unknown: fail what runs, go on
-                    loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
-                self.after_step(loop)
+        if loop.busy:
+            self.before_step(loop)
+            set_threads(loop, self.share.threads_for())
+            try:
+                loop.step()
+            except Exception as exc:  # the context state is unknown: fail what runs, go on
+                loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
+            self.after_step(loop)
+        return True
+
+    def leftovers(self) -> list:
+        """After stop(): what reached the inbox too late (a sequence moved here as it stopped)."""
+        items = []
+        while True:
+            try:
+                items.append(self.inbox.get_nowait())
+            except queue.Empty:
+                return [i for i in items if i is not None]

@@ -4,7 +4,7 @@ measured once, then remembered.
 Token generation is memory-bound on a GPU, so 8 sequences cost little more than one; a busy
 2-core CPU is compute-bound and gains little or nothing. A short probe (about 16 s) decodes 1,
 2, 4 and 8 sequences with the model itself and keeps the count with the best tokens/s; on a
-CPU it also decodes 2, 4 and 8 over two contexts of half the threads each (context_runner.py:
+CPU of 2 or 3 threads it also decodes 2, 4 and 8 over two contexts (context_runner.py:
 a small model on few cores gains, a big one reads its weights twice as often and loses), and
 keeps, for each count, the layout that was faster. The result is cached in the data folder per
 model file (path, size, mtime) and backend.
@@ -128,7 +128,7 @@ async def default_parallel(model_path, *, backend: str, open_probe_engine, budge
     (closed here afterwards; one at a time, so one copy of the model is in memory). On a CPU the
     two layouts are measured twice each, alternated, keeping each count's faster measure: one
     second a count is short, and whatever else runs on the machine only ever slows a measure.
-    A CPU with one thread has nothing to split: its one layout is measured for 4 s."""
+    A CPU with other than 2 or 3 threads has its one layout measured for 4 s."""
     hit = cached(model_path, backend)
     if hit is not None:
         return hit
@@ -136,7 +136,9 @@ async def default_parallel(model_path, *, backend: str, open_probe_engine, budge
     # elsewhere the one layout, in one go of about 10 s, as before the split was probed
     rates, threads = await _measure_layout(open_probe_engine, 1, budget_s / 4 if on_cpu else 10.0, COUNTS)
     split: dict[int, float] = {}
-    if on_cpu and threads >= SPLIT:
+    # two contexts of one thread each: with more threads each context's decodes would take
+    # several, and those all run on one thread (context_runner.WideDecodes), one at a time
+    if on_cpu and threads // SPLIT == 1:
         wide = [n for n in COUNTS if n >= SPLIT]
         split, _ = await _measure_layout(open_probe_engine, SPLIT, budget_s / 4, wide)
         again, _ = await _measure_layout(open_probe_engine, 1, budget_s / 4, COUNTS)

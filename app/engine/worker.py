@@ -49,6 +49,7 @@ class Worker:
         self.share: ThreadShare | None = None     # with runners: threads per context
         self.owner: dict[int, int] = {}           # request id -> index of the context running it
         self.loads = 0                            # models loaded so far (Moved.model)
+        self.stopping = False                     # the runners are being stopped
         self.held: dict[int, str] = {}        # request id -> text not sent yet
         self.sent_at: dict[int, float] = {}   # request id -> when its last chunk went out
 
@@ -123,8 +124,7 @@ class Worker:
                 req = None
             while req is not None:
                 if isinstance(req, P.Shutdown):
-                    for runner in self.runners:   # out of llama.cpp before the interpreter ends
-                        runner.stop()
+                    self._stop_runners()   # out of llama.cpp before the interpreter ends
                     return
                 self.handle(req)
                 try:
@@ -154,14 +154,29 @@ class Worker:
                 if self.loop is not None and req.model == self.loads:
                     self.loop.adopt(req)
                 else:   # moved as its model was unloaded
-                    self.forget_cancel(req.seq.id)
-                    self.send(P.Error("internal", "the model was unloaded", req.seq.id))
+                    self._drop_moved_or_request(None, req.seq.id)
         except Exception as exc:  # report, keep serving: the model may still be usable
-            self.send(P.Error("internal", f"{type(exc).__name__}: {exc}", getattr(req, "id", None)))
+            rid = req.seq.id if isinstance(req, Moved) else getattr(req, "id", None)
+            self.send(P.Error("internal", f"{type(exc).__name__}: {exc}", rid))
 
-    def _drop_model(self) -> None:
+    def _stop_runners(self) -> None:
+        with self.out_lock:
+            self.stopping = True   # no sequence moves to a context that has stopped
         for runner in self.runners:
             runner.stop()
+        for runner in self.runners:
+            for item in runner.leftovers():
+                self._drop_moved_or_request(item.seq if isinstance(item, Moved) else None,
+                                            item.seq.id if isinstance(item, Moved) else item[0].id)
+
+    def _drop_moved_or_request(self, seq, rid: int) -> None:
+        if seq is not None and self.loop is not None:
+            self.loop._free_sampler(seq)
+        self.forget_cancel(rid)
+        self.send(P.Error("internal", "the model was unloaded", rid))
+
+    def _drop_model(self) -> None:
+        self._stop_runners()
         loops = [self.loop] + [r.loop for r in self.runners] if self.loop is not None else []
         for loop in loops:
             loop.abort_all("internal", "the model was unloaded")
@@ -234,11 +249,13 @@ class Worker:
             loop = BatchLoop(llm, n, n_ctx_seq, req.n_batch, self.send, self.is_cancelled,
                              self.forget_cancel, max_step=EXACT_CPU_STEP if req.exact and on_cpu else 0,
                              exact=req.exact, ctx=ctx)
-            loop.decode_call = WideDecodes.shared().decode
+            if on_cpu:   # a GPU decode stays on the thread that made its context
+                loop.decode_call = WideDecodes.shared().decode
             return loop
 
         self.loop = batch_loop(sizes[0])
         self.loads += 1
+        self.stopping = False
         try:
             extra = self._extra_contexts(llm, sizes[1:], n_ctx_seq)
         except (ValueError, RuntimeError) as exc:
@@ -274,19 +291,25 @@ class Worker:
         then decode side by side instead of two wide in one context."""
         loops = [self.loop] + [r.loop for r in self.runners]
         src = loops.index(loop)
-        if self.share.load.get(src, 0) < 2 or not self.jobs.empty():
+        if self.share.load.get(src, 0) < 2 or not self.jobs.empty() or not loop.can_detach():
             return
-        with self.out_lock:
+        with self.out_lock:   # reserve the idle context, so that no request is sent there meanwhile
             idle = [i for i in range(len(loops)) if self.share.load.get(i, 0) == 0
                     and (i == 0 or self.runners[i - 1].inbox.empty())]
-            moved = loop.detach_one() if idle else None
-            if moved is None:
+            if self.stopping or not idle:
                 return
             dst = idle[0]
+            self.share.add(dst, 1)
+        moved = loop.detach_one()   # the cells' copy, outside the lock: the other streams go on
+        with self.out_lock:
+            if moved is None or self.stopping:
+                self.share.add(dst, -1)
+                if moved is not None:   # the model goes away: the request ends here
+                    loop.adopt(moved)
+                return
             moved.model = self.loads
             self.owner[moved.seq.id] = dst
             self.share.add(src, -1)
-            self.share.add(dst, 1)
         if dst == 0:
             self.jobs.put(moved)
         else:
