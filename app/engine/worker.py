@@ -26,6 +26,9 @@ from app.engine.context_runner import ContextRunner, ThreadShare, WideDecodes, s
 # step (about 5% of a small model's speed at one message a token). 30 ms is a frame at 30 fps;
 # the first chunk, and every chunk of a slow model, still goes out at once.
 COALESCE_S = 0.03
+# A self-test reads only a request's whole text (bench/runner.py): its chunks go out 4 times a
+# second, so that with several sequences in flight the app is not woken for each of them.
+SELFTEST_COALESCE_S = 0.25
 # An exact load on a CPU decodes at most this many tokens per call: from 8 tokens a call,
 # llama.cpp multiplies K-quant weights that are not repacked with a tiled kernel
 # (ggml-cpu/tiled/tiled.cpp) that rounds unlike the one-token kernel (Gemma-3-270M's logits
@@ -52,6 +55,7 @@ class Worker:
         self.stopping = False                     # the runners are being stopped
         self.held: dict[int, str] = {}        # request id -> text not sent yet
         self.sent_at: dict[int, float] = {}   # request id -> when its last chunk went out
+        self.coalesce_s: dict[int, float] = {}   # request id -> its window where not COALESCE_S
 
     # --- plumbing ------------------------------------------------------------------------
     def send(self, msg) -> None:
@@ -59,7 +63,7 @@ class Worker:
             if isinstance(msg, P.Chunk):
                 text = self.held.pop(msg.id, "") + msg.text
                 now = time.perf_counter()
-                if now - self.sent_at.get(msg.id, 0.0) < COALESCE_S:
+                if now - self.sent_at.get(msg.id, 0.0) < self.coalesce_s.get(msg.id, COALESCE_S):
                     self.held[msg.id] = text
                     return
                 self.sent_at[msg.id] = now
@@ -70,6 +74,7 @@ class Worker:
                     self._write(P.Chunk(rid, self.held.pop(rid)))
                 if isinstance(msg, (P.Done, P.Error)):
                     self.sent_at.pop(rid, None)
+                    self.coalesce_s.pop(rid, None)
                     if rid in self.owner:
                         self.share.add(self.owner.pop(rid), -1)
             self._write(msg)
@@ -327,6 +332,9 @@ class Worker:
         return min(range(len(loops)), key=lambda i: (load[i] / len(loops[i].slots), i))
 
     def generate(self, req: P.Generate) -> None:
+        if req.params.purpose == "selftest":
+            with self.out_lock:
+                self.coalesce_s[req.id] = SELFTEST_COALESCE_S
         if self.loop is None:
             self.send(P.Error("bad_request", "no model is loaded", req.id))
             return

@@ -206,3 +206,27 @@ def test_seeded_sampling_is_per_sequence(smollm):
     print(alone, together)
     assert alone[0] != alone[1]
     assert together == alone
+
+
+def test_a_self_test_request_streams_in_fewer_messages_and_the_same_text(smollm):
+    """A self-test reads only the whole text: its chunks are held 0.25 s (worker.SELFTEST_COALESCE_S),
+    an editor's 0.03 s, so with sequences in flight the app is woken far less often."""
+    def params(purpose):
+        return GenerateParams(max_tokens=96, stop=["zzz"], purpose=purpose)
+
+    async def pieces(client, purpose):
+        gen = client.generate(PROMPTS[0], params(purpose))
+        count = 0
+        async for _ in gen:
+            count += 1
+        return count, gen.text
+
+    async def go():
+        async with EngineClient() as client:
+            await client.load(smollm, n_ctx=1024, n_threads=2)
+            return await pieces(client, "selftest"), await pieces(client, "")
+
+    (n_self, text_self), (n_edit, text_edit) = arun(go())
+    print(f"self-test: {n_self} messages, editor: {n_edit}")
+    assert text_self == text_edit
+    assert n_self * 3 <= n_edit
