@@ -95,7 +95,7 @@ class BatchLoop:
         self.llm = llm
         self.ctx = ctx if ctx is not None else llm._ctx.ctx   # another context of the same model
         self.n_threads: int = L.llama_n_threads(self.ctx)   # context_runner.set_threads changes it
-        self.decode_call = lambda ctx, batch, n_threads: L.llama_decode(ctx, batch)   # see WideDecodes
+        self.decode_call = lambda ctx, batch, n_threads: L.llama_decode(ctx, batch)   # see Worker.decode
         self.mem = L.llama_get_memory(self.ctx)
         self.vocab = llm._model.vocab
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)

@@ -38,49 +38,33 @@ class ThreadShare:
             self.load[index] = self.load.get(index, 0) + n
 
 
-class WideDecodes:
-    """Every llama_decode of more than one thread in this process runs on one thread of its own.
+class WideDecode:
+    """A decode of more than one thread that a runner hands to the worker's main thread.
 
     libgomp (llama.cpp's threads) keeps a team of threads per thread that calls it, and once the
     teams hold more threads than there are cores it barely spins at its barriers: measured here,
-    a context decoding with 2 threads from whichever thread steps it fell from about 64 to 48
-    steps/s for good once a second thread had done so. One-thread decodes never start a team."""
-    _shared: "WideDecodes | None" = None
-    _lock = threading.Lock()
+    2-thread decoding fell from about 64 to 48 steps/s for good once a second thread had decoded
+    with 2 threads. So every decode of several threads runs on the worker's main thread, the one
+    that steps the first context; a runner's context takes several threads only while it is the
+    only one with work, when the main thread is idle. One-thread decodes never start a team."""
 
-    @classmethod
-    def shared(cls) -> "WideDecodes":
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
+    def __init__(self, call):
+        self.call = call
+        self.done = threading.Event()
+        self.result = None
 
-    def __init__(self):
-        import llama_cpp
+    def run(self) -> None:
+        try:
+            self.result = self.call()
+        except BaseException as exc:  # handed to the runner's thread
+            self.result = exc
+        finally:
+            self.done.set()
 
-        self.decode_now = llama_cpp.llama_decode
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._run, daemon=True, name="llama-wide-decode").start()
-
-    def decode(self, ctx, batch, n_threads: int) -> int:
-        if n_threads <= 1:
-            return self.decode_now(ctx, batch)
-        done, box = threading.Event(), []
-        self.jobs.put((ctx, batch, box, done))
-        done.wait()
-        if isinstance(box[0], BaseException):
-            raise box[0]
-        return box[0]
-
-    def _run(self) -> None:
-        while True:
-            ctx, batch, box, done = self.jobs.get()
-            try:
-                box.append(self.decode_now(ctx, batch))
-            except BaseException as exc:  # handed to the caller's thread
-                box.append(exc)
-            finally:
-                done.set()
+    def outcome(self):
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
 
 
 def set_threads(loop: BatchLoop, n: int) -> None:
@@ -104,10 +88,6 @@ class ContextRunner:
 
     def take(self, moved: Moved) -> None:
         self.inbox.put(moved)
-
-    def stop(self) -> None:
-        self.inbox.put(None)
-        self.thread.join()
 
     def _run(self) -> None:
         loop = self.loop
@@ -151,7 +131,7 @@ class ContextRunner:
         return True
 
     def leftovers(self) -> list:
-        """After stop(): what reached the inbox too late (a sequence moved here as it stopped)."""
+        """After the thread ended: what reached the inbox too late (a sequence moved here as it stopped)."""
         items = []
         while True:
             try:

@@ -137,7 +137,7 @@ async def default_parallel(model_path, *, backend: str, open_probe_engine, budge
     rates, threads = await _measure_layout(open_probe_engine, 1, budget_s / 4 if on_cpu else 10.0, COUNTS)
     split: dict[int, float] = {}
     # two contexts of one thread each: with more threads each context's decodes would take
-    # several, and those all run on one thread (context_runner.WideDecodes), one at a time
+    # several, and those all run on the worker's main thread (context_runner.WideDecode), one at a time
     if on_cpu and threads // SPLIT == 1:
         wide = [n for n in COUNTS if n >= SPLIT]
         split, _ = await _measure_layout(open_probe_engine, SPLIT, budget_s / 4, wide)

@@ -19,7 +19,7 @@ import time
 
 from app.engine import protocol as P
 from app.engine.batch_loop import MIN_REUSE, BatchLoop, Moved, RequestError
-from app.engine.context_runner import ContextRunner, ThreadShare, WideDecodes, set_threads
+from app.engine.context_runner import ContextRunner, ThreadShare, WideDecode, set_threads
 
 # A request's chunks that follow one another within this go out as one message: each message
 # wakes the app, and on a machine whose cores all run llama.cpp's threads each wake-up costs a
@@ -41,6 +41,7 @@ EXACT_CPU_STEP = 7
 class Worker:
     def __init__(self, out):
         self.out = out
+        self.decode_now = _llama_decode
         self.out_lock = threading.Lock()
         self.jobs: queue.Queue = queue.Queue()
         self.cancelled: set[int] = set()
@@ -53,6 +54,8 @@ class Worker:
         self.owner: dict[int, int] = {}           # request id -> index of the context running it
         self.loads = 0                            # models loaded so far (Moved.model)
         self.stopping = False                     # the runners are being stopped
+        self.main_ident: int | None = None        # the thread in run(): the one to decode wide
+        self.deferred: list = []                  # requests taken while serving WideDecodes
         self.held: dict[int, str] = {}        # request id -> text not sent yet
         self.sent_at: dict[int, float] = {}   # request id -> when its last chunk went out
         self.coalesce_s: dict[int, float] = {}   # request id -> its window where not COALESCE_S
@@ -119,23 +122,35 @@ class Worker:
             self.cancelled.discard(req_id)
 
     # --- requests ------------------------------------------------------------------------
+    def decode(self, ctx, batch, n_threads: int) -> int:
+        """llama_decode, on the main thread where it takes several threads (WideDecode)."""
+        if n_threads <= 1 or self.main_ident in (None, threading.get_ident()):
+            return self.decode_now(ctx, batch)
+        job = WideDecode(lambda: self.decode_now(ctx, batch))
+        self.jobs.put(job)
+        job.done.wait()
+        return job.outcome()
+
+    def _next_request(self, block: bool):
+        if self.deferred:
+            return self.deferred.pop(0)
+        try:
+            return self.jobs.get(block=block)
+        except queue.Empty:
+            return None
+
     def run(self) -> None:
         """Take requests between batch steps: wait for one when idle, only peek when busy."""
+        self.main_ident = threading.get_ident()
         while True:
             busy = self.loop is not None and self.loop.busy
-            try:
-                req = self.jobs.get(block=not busy)
-            except queue.Empty:
-                req = None
+            req = self._next_request(block=not busy)
             while req is not None:
                 if isinstance(req, P.Shutdown):
                     self._stop_runners()   # out of llama.cpp before the interpreter ends
                     return
                 self.handle(req)
-                try:
-                    req = self.jobs.get_nowait()
-                except queue.Empty:
-                    req = None
+                req = self._next_request(block=False)
             if self.loop is not None and self.loop.busy:
                 self.flush_before(self.loop)
                 if self.share is not None:
@@ -155,6 +170,8 @@ class Worker:
                 self.generate(req)
             elif isinstance(req, P.Unload):
                 self.unload()
+            elif isinstance(req, WideDecode):
+                req.run()
             elif isinstance(req, Moved):
                 if self.loop is not None and req.model == self.loads:
                     self.loop.adopt(req)
@@ -168,7 +185,20 @@ class Worker:
         with self.out_lock:
             self.stopping = True   # no sequence moves to a context that has stopped
         for runner in self.runners:
-            runner.stop()
+            runner.inbox.put(None)
+        for runner in self.runners:
+            # a runner may be waiting for this thread to decode for it (WideDecode): serve those,
+            # keep every other request for after, in order
+            while runner.thread.is_alive():
+                try:
+                    item = self.jobs.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if isinstance(item, WideDecode):
+                    item.run()
+                else:
+                    self.deferred.append(item)
+            runner.thread.join()
         for runner in self.runners:
             for item in runner.leftovers():
                 self._drop_moved_or_request(item.seq if isinstance(item, Moved) else None,
@@ -255,7 +285,7 @@ class Worker:
                              self.forget_cancel, max_step=EXACT_CPU_STEP if req.exact and on_cpu else 0,
                              exact=req.exact, ctx=ctx)
             if on_cpu:   # a GPU decode stays on the thread that made its context
-                loop.decode_call = WideDecodes.shared().decode
+                loop.decode_call = self.decode
             return loop
 
         self.loop = batch_loop(sizes[0])
@@ -352,6 +382,12 @@ class Worker:
         except RequestError as exc:
             self.forget_cancel(req.id)
             self.send(P.Error(exc.kind, str(exc), req.id))
+
+
+def _llama_decode(ctx, batch) -> int:
+    import llama_cpp
+
+    return llama_cpp.llama_decode(ctx, batch)
 
 
 def _tolerate_bad_chat_templates() -> None:

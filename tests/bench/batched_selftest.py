@@ -164,7 +164,7 @@ async def main() -> dict:
     print(f"N=8: {r8['tokens']} tokens in {r8['wall_s']:.1f} s = {r8['tokens_per_s']:.1f} tok/s; "
           f"passed {len(r8['passed'])}/16", flush=True)
     # the profile in a process of its own: its worker's decode thread and Llama.generate here
-    # would be two libgomp teams in one process, which slows both (context_runner.WideDecodes)
+    # would be two libgomp teams in one process, which slows both (context_runner.WideDecode)
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         profile = pool.submit(step_profile, model).result()
     single = await single_vs_llama(model)

@@ -4,14 +4,18 @@ reaches a sequence in either context, and a prompt goes where its start is cache
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
+import time
 
 import pytest
 
 from app.engine import parallel_probe
+from app.engine import protocol as P
 from app.engine.client import EngineClient
-from app.engine.context_runner import ThreadShare, WideDecodes
+from app.engine.context_runner import ThreadShare
 from app.engine.protocol import GenerateParams
+from app.engine.worker import Worker
 from tests.helpers import arun
 
 PROMPTS = ["def fibonacci(n):\n", "class Stack:\n    def __init__(self):\n",
@@ -144,29 +148,30 @@ def test_the_probe_keeps_the_faster_layout_for_each_count(one, split, expected):
     assert parallel_probe.choose(one, split) == expected
 
 
-def test_decodes_of_several_threads_all_run_on_one_thread_whoever_steps_the_context():
+def test_decodes_of_several_threads_run_on_the_main_thread_whoever_steps_the_context():
     """libgomp keeps a team per calling thread and stops spinning once teams outnumber the cores
-    (WideDecodes): a context stepped from any thread decodes wide on the one shared thread, and
-    a one-thread decode stays where it is called."""
-    wide = WideDecodes.shared()
-    assert WideDecodes.shared() is wide
+    (context_runner.WideDecode): a context stepped by a runner thread decodes wide on the worker's
+    main thread, and a one-thread decode stays where it is called. (Only which thread calls
+    llama_decode is recorded here; the tests above decode for real through the same path.)"""
+    worker = Worker(io.BytesIO())
     ran_on = {}   # (caller, threads) -> the thread llama_decode ran on
-    real = wide.decode_now
-    wide.decode_now = lambda ctx, batch: ran_on.__setitem__(batch, threading.get_ident()) or 0
+    worker.decode_now = lambda ctx, batch: ran_on.__setitem__(batch, threading.get_ident()) or 0
+    main = threading.Thread(target=worker.run)
+    main.start()
+    while worker.main_ident is None:
+        time.sleep(0.01)
 
     def caller(i):
         for n in (1, 2, 4):
-            wide.decode(None, (i, n, threading.get_ident()), n)
+            worker.decode(None, (i, n, threading.get_ident()), n)
 
-    try:
-        callers = [threading.Thread(target=caller, args=(i,)) for i in range(3)]
-        for t in callers:
-            t.start()
-        for t in callers:
-            t.join()
-    finally:
-        wide.decode_now = real
+    callers = [threading.Thread(target=caller, args=(i,)) for i in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    worker.jobs.put(P.Shutdown())
+    main.join()
     assert len(ran_on) == 9
     assert all(ran_on[k] == k[2] for k in ran_on if k[1] == 1), "a one-thread decode left its caller"
-    wide_on = {ran_on[k] for k in ran_on if k[1] > 1}
-    assert len(wide_on) == 1 and not wide_on & {k[2] for k in ran_on}, "wide decodes ran on several threads"
+    assert {ran_on[k] for k in ran_on if k[1] > 1} == {main.ident}, "a wide decode ran off the main thread"
