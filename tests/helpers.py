@@ -39,3 +39,9 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+async def generate_alone(client, prompt, params):
+    """One generation alone: its text and stats."""
+    gen = client.generate(prompt, params)
+    return await gen.result(), gen.stats

@@ -5,15 +5,10 @@ import asyncio
 
 from app.engine.client import EngineClient
 from app.engine.protocol import GenerateParams
-from tests.helpers import arun
+from tests.helpers import arun, generate_alone
 
 THREADS = 1   # the machine is shared: two threads that wait on each other collapse under load
 PROMPTS = ["def fibonacci(n):\n", "class Stack:\n    def __init__(self):\n", "import os\n\ndef list_files(path):\n"]
-
-
-async def _solo(client, prompt, params):
-    gen = client.generate(prompt, params)
-    return await gen.result(), gen.stats
 
 
 def test_sequences_together_match_one_at_a_time_and_stats_add_up(smollm):
@@ -23,7 +18,7 @@ def test_sequences_together_match_one_at_a_time_and_stats_add_up(smollm):
         async with EngineClient() as client:
             info = await client.load(smollm, n_ctx=1024, n_threads=THREADS, n_seq=3)
             assert info.n_seq == 3 and client.capabilities.parallel_slots == 3
-            solo = [await _solo(client, p, params) for p in PROMPTS]
+            solo = [await generate_alone(client, p, params) for p in PROMPTS]
             gens = [client.generate(p, params) for p in PROMPTS]
             texts = await asyncio.gather(*(g.result() for g in gens))
             return solo, texts, [g.stats for g in gens]
@@ -44,7 +39,7 @@ def test_cancel_stops_one_sequence_and_the_others_finish(smollm):
     async def go():
         async with EngineClient() as client:
             await client.load(smollm, n_ctx=1024, n_threads=THREADS, n_seq=3)
-            alone = [await _solo(client, p, long) for p in PROMPTS]
+            alone = [await generate_alone(client, p, long) for p in PROMPTS]
             gens = [client.generate(p, long) for p in PROMPTS]
             victim = gens[1]
             seen_at_cancel = None
@@ -55,7 +50,7 @@ def test_cancel_stops_one_sequence_and_the_others_finish(smollm):
             others = await asyncio.gather(gens[0].result(), gens[2].result())
             # The cancelled sequence's count covers exactly its text: decoding that many tokens
             # alone gives the same text.
-            again = await _solo(client, PROMPTS[1], GenerateParams(max_tokens=victim.stats.completion_tokens))
+            again = await generate_alone(client, PROMPTS[1], GenerateParams(max_tokens=victim.stats.completion_tokens))
             return alone, gens, seen_at_cancel, others, again
 
     alone, gens, seen_at_cancel, others, again = arun(go())
@@ -162,7 +157,7 @@ def test_a_generating_sequence_gets_a_token_every_128_prompt_tokens_another_read
             talker.cancel()
             await talker.result()
             await client.load(smollm, n_ctx=4096, n_threads=THREADS, n_seq=2)   # nothing cached
-            return await _solo(client, long_prompt, params), (text, reader.stats), seen
+            return await generate_alone(client, long_prompt, params), (text, reader.stats), seen
 
     alone, beside, seen = arun(go())
     calls, advanced = len(seen), sum(b > a for a, b in zip(seen, seen[1:]))
@@ -180,9 +175,9 @@ def test_each_slot_keeps_its_prefix(smollm):
     async def go():
         async with EngineClient() as client:
             await client.load(smollm, n_ctx=1024, n_threads=THREADS, n_seq=2)
-            await _solo(client, shared + "def a():\n", GenerateParams(max_tokens=4))
-            await _solo(client, "Write a haiku about the sea.", GenerateParams(max_tokens=4))
-            _, st = await _solo(client, shared + "def b():\n", GenerateParams(max_tokens=4))
+            await generate_alone(client, shared + "def a():\n", GenerateParams(max_tokens=4))
+            await generate_alone(client, "Write a haiku about the sea.", GenerateParams(max_tokens=4))
+            _, st = await generate_alone(client, shared + "def b():\n", GenerateParams(max_tokens=4))
             return st
 
     st = arun(go())
@@ -197,7 +192,7 @@ def test_seeded_sampling_is_per_sequence(smollm):
     async def go():
         async with EngineClient() as client:
             await client.load(smollm, n_ctx=1024, n_threads=THREADS, n_seq=2)
-            alone = [await _solo(client, PROMPTS[0], params(s)) for s in (1, 2)]
+            alone = [await generate_alone(client, PROMPTS[0], params(s)) for s in (1, 2)]
             gens = [client.generate(PROMPTS[0], params(s)) for s in (1, 2)]
             together = await asyncio.gather(*(g.result() for g in gens))
             return [a[0] for a in alone], together

@@ -16,15 +16,10 @@ from app.engine.client import EngineClient
 from app.engine.context_runner import ThreadShare
 from app.engine.protocol import GenerateParams
 from app.engine.worker import Worker
-from tests.helpers import arun
+from tests.helpers import arun, generate_alone
 
 PROMPTS = ["def fibonacci(n):\n", "class Stack:\n    def __init__(self):\n",
            "import os\n\ndef list_files(path):\n", "def is_prime(n):\n"]
-
-
-async def _solo(client, prompt, params):
-    gen = client.generate(prompt, params)
-    return await gen.result(), gen.stats
 
 
 def test_four_sequences_over_two_contexts_give_what_each_gives_alone(smollm):
@@ -76,7 +71,7 @@ def test_a_cancel_stops_a_sequence_in_the_second_context_and_the_others_finish(s
     async def go():
         async with EngineClient() as client:
             await client.load(smollm, n_ctx=1024, n_threads=2, n_seq=2, contexts=2)
-            alone = await _solo(client, PROMPTS[0], long)
+            alone = await generate_alone(client, PROMPTS[0], long)
             gens = [client.generate(p, long) for p in PROMPTS[:2]]   # one per context
             victim = gens[1]
             async for _ in victim:
@@ -97,9 +92,9 @@ def test_a_prompt_goes_to_the_context_that_holds_its_start(smollm):
     async def go():
         async with EngineClient() as client:
             await client.load(smollm, n_ctx=1024, n_threads=2, n_seq=2, contexts=2)
-            await _solo(client, "Write a haiku about the sea.", GenerateParams(max_tokens=4))
-            await _solo(client, shared + "def a():\n", GenerateParams(max_tokens=4))
-            _, st = await _solo(client, shared + "def b():\n", GenerateParams(max_tokens=4))
+            await generate_alone(client, "Write a haiku about the sea.", GenerateParams(max_tokens=4))
+            await generate_alone(client, shared + "def a():\n", GenerateParams(max_tokens=4))
+            _, st = await generate_alone(client, shared + "def b():\n", GenerateParams(max_tokens=4))
             return st
 
     st = arun(go())
