@@ -146,6 +146,14 @@ class BatchLoop:
         stepping this loop: a slot's list only grows or shrinks at its end, so this is a guess)."""
         return max((_common_prefix(list(s.tokens), tokens) for s in self.slots), default=0)
 
+    def submit_or_fail(self, req: P.Generate, tokens: list[int] | None = None) -> None:
+        """submit, or end the request with its error (a prompt too long, an empty one)."""
+        try:
+            self.submit(req, tokens)
+        except RequestError as exc:
+            self.forget(req.id)
+            self.send(P.Error(exc.kind, str(exc), req.id))
+
     def submit(self, req: P.Generate, tokens: list[int] | None = None) -> None:
         if tokens is None:
             tokens = self.tokenize(req)

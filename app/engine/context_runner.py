@@ -15,7 +15,7 @@ import queue
 import threading
 
 from app.engine import protocol as P
-from app.engine.batch_loop import BatchLoop, Moved, RequestError
+from app.engine.batch_loop import BatchLoop, Moved
 
 
 class ThreadShare:
@@ -74,11 +74,9 @@ def set_threads(loop: BatchLoop, n: int) -> None:
 
 
 class ContextRunner:
-    def __init__(self, loop: BatchLoop, share: ThreadShare, before_step, after_step):
+    def __init__(self, loop: BatchLoop, step):
         self.loop = loop
-        self.share = share
-        self.before_step = before_step   # the worker's flush of held chunks before a prompt read
-        self.after_step = after_step     # the worker's move of a sequence to an idle context
+        self.step = step   # Worker.step: threads, held chunks, the step, a move to an idle context
         self.inbox: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._run, daemon=True, name="llama-context")
         self.thread.start()
@@ -110,24 +108,13 @@ class ContextRunner:
             if isinstance(item, Moved):
                 loop.adopt(item)
             else:
-                req, tokens = item
-                try:
-                    loop.submit(req, tokens)
-                except RequestError as exc:
-                    loop.forget(req.id)
-                    loop.send(P.Error(exc.kind, str(exc), req.id))
+                loop.submit_or_fail(*item)
             try:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 item = False
         if loop.busy:
-            self.before_step(loop)
-            set_threads(loop, self.share.threads_for())
-            try:
-                loop.step()
-            except Exception as exc:  # the context state is unknown: fail what runs, go on
-                loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
-            self.after_step(loop)
+            self.step(loop)
         return True
 
     def leftovers(self) -> list:

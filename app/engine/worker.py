@@ -18,7 +18,7 @@ import threading
 import time
 
 from app.engine import protocol as P
-from app.engine.batch_loop import MIN_REUSE, BatchLoop, Moved, RequestError
+from app.engine.batch_loop import MIN_REUSE, BatchLoop, Moved
 from app.engine.context_runner import ContextRunner, ThreadShare, WideDecode, set_threads
 
 # A request's chunks that follow one another within this go out as one message: each message
@@ -81,10 +81,6 @@ class Worker:
                     if rid in self.owner:
                         self.share.add(self.owner.pop(rid), -1)
             self._write(msg)
-
-    def flush_before(self, loop: BatchLoop) -> None:
-        if self.held and loop.reading_prompt:
-            self.flush_held()
 
     def flush_held(self) -> None:
         """Before a step that may be long (a prompt to read): nothing waits through it."""
@@ -152,15 +148,20 @@ class Worker:
                 self.handle(req)
                 req = self._next_request(block=False)
             if self.loop is not None and self.loop.busy:
-                self.flush_before(self.loop)
-                if self.share is not None:
-                    set_threads(self.loop, self.share.threads_for())
-                try:
-                    self.loop.step()
-                except Exception as exc:  # the context state is unknown: fail what runs, go on
-                    self.loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
-                if self.runners:
-                    self.balance(self.loop)
+                self.step(self.loop)
+
+    def step(self, loop: BatchLoop) -> None:
+        """One step of a context, on the thread that steps it (run(), or its ContextRunner)."""
+        if self.held and loop.reading_prompt:
+            self.flush_held()   # nothing waits through a step that may be long (a prompt to read)
+        if self.share is not None:
+            set_threads(loop, self.share.threads_for())
+        try:
+            loop.step()
+        except Exception as exc:  # the context state is unknown: fail what runs, go on
+            loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
+        if self.runners:
+            self.balance(loop)
 
     def handle(self, req) -> None:
         try:
@@ -299,8 +300,7 @@ class Worker:
             return
         if extra:
             self.share = ThreadShare(llm.n_threads)
-            self.runners = [ContextRunner(batch_loop(n, ctx.ctx), self.share, self.flush_before, self.balance)
-                            for n, ctx in zip(sizes[1:], extra)]
+            self.runners = [ContextRunner(batch_loop(n, ctx.ctx), self.step) for n, ctx in zip(sizes[1:], extra)]
         self.send(P.Loaded(
             n_ctx=n_ctx_seq, n_gpu_layers=req.n_gpu_layers, n_threads=llm.n_threads,
             load_s=time.perf_counter() - t0,
@@ -377,11 +377,7 @@ class Worker:
             if index > 0:
                 self.runners[index - 1].give(req, tokens)
                 return
-        try:
-            self.loop.submit(req, tokens if self.runners else None)
-        except RequestError as exc:
-            self.forget_cancel(req.id)
-            self.send(P.Error(exc.kind, str(exc), req.id))
+        self.loop.submit_or_fail(req, tokens if self.runners else None)
 
 
 def _llama_decode(ctx, batch) -> int:
