@@ -319,15 +319,19 @@ class RemoteEngine(Engine):
         return gen
 
     def _body(self, params: GenerateParams, body: dict, path: str) -> dict:
+        # A greedy request still ran llama-server's whole sampler chain over the vocabulary
+        # (262,144 entries for Gemma 3: a softmax per token) unless top_k cut it first; top_k 1
+        # picks the same token and saved 1.4 of 26.6 ms a token here.
+        top_k = 1 if params.temperature <= 0 else params.top_k
         if path == INFILL:  # llama-server's own request format, not OpenAI's
             out = {"stream": True, "cache_prompt": True, "n_predict": params.max_tokens,
                    "temperature": max(0.0, params.temperature), "top_p": params.top_p,
-                   "top_k": params.top_k, "min_p": params.min_p,
+                   "top_k": top_k, "min_p": params.min_p,
                    "repeat_penalty": params.repeat_penalty, **body}
         else:
             out = {"model": self.api_model, "stream": True, "stream_options": {"include_usage": True},
                    "max_tokens": params.max_tokens, "temperature": max(0.0, params.temperature),
-                   "top_p": params.top_p, "top_k": params.top_k, "min_p": params.min_p,
+                   "top_p": params.top_p, "top_k": top_k, "min_p": params.min_p,
                    "repeat_penalty": params.repeat_penalty, **body}
         if params.purpose == "selftest" and self.endpoints.get("props"):
             # llama-server reads the rest of a prompt after a cached prefix in calls of other

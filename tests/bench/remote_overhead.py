@@ -51,7 +51,7 @@ async def engine_rate(engine, prompt: str) -> float:
 
 async def bare_rate(url: str, prompt: str) -> float:
     body = {"model": "m", "prompt": prompt, "max_tokens": NEW, "temperature": 0, "stream": True,
-            "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0}
+            "top_k": 1, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0}  # the engine's greedy body
     t_first, n = None, 0
     async with httpx.AsyncClient(timeout=300) as http:
         async with http.stream("POST", url + "/v1/completions", json=body) as r:

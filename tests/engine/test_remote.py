@@ -2,8 +2,10 @@
 llama-server (issue 13, items 1, 2, 4, 5 and 6)."""
 from __future__ import annotations
 
+import asyncio
 import os
 
+import httpx
 import pytest
 
 from app.engine.base import EngineError, open_engine
@@ -12,7 +14,7 @@ from app.engine.remote import RemoteEngine, base_url, public_url
 from tests.helpers import arun, run_cli
 from tests.servers import procs
 from tests.servers.misbehaving import Misbehaving
-from tests.servers.slots import cancel_midway_and_watch_the_slot
+from tests.servers.slots import cancel_midway_and_watch_the_slot, slot
 
 PROMPT = "def fibonacci(n):\n    "
 
@@ -265,3 +267,26 @@ def test_llama_server_reads_a_self_test_prompt_afresh(llama_server):
     selftest = arun(twice(GenerateParams(max_tokens=4, purpose="selftest")), 120)
     assert plain[1].cached_tokens > 0, plain
     assert selftest[0].cached_tokens == 0 and selftest[1].cached_tokens == 0, selftest
+
+
+def test_a_greedy_request_asks_llama_server_for_the_top_token_only(llama_server):
+    """top_k 1 spares llama-server its sampler chain over the whole vocabulary; the text is the
+    one the full chain (top_k 0) gives, and a sampled request keeps its top_k."""
+    async def watched(params):
+        async with await open_engine(llama_server.url) as eng:
+            gen, text, seen = eng.generate(PROMPT, params), "", None
+            async for piece in gen:
+                text += piece
+                if seen is None:
+                    seen = (await asyncio.to_thread(slot, llama_server.url))["params"]["top_k"]
+            return text, seen
+
+    def full_chain() -> str:
+        body = {"prompt": PROMPT, "max_tokens": 48, "temperature": 0, "top_k": 0, "top_p": 1.0,
+                "min_p": 0.0}
+        return httpx.post(llama_server.url + "/v1/completions", json=body, timeout=120).json()["choices"][0]["text"]
+
+    greedy_text, greedy_k = arun(watched(GenerateParams(max_tokens=48, top_k=0, top_p=1.0, min_p=0.0)), 120)
+    _, sampled_k = arun(watched(GenerateParams(max_tokens=48, temperature=0.8, top_k=40, seed=1)), 120)
+    assert greedy_k == 1 and sampled_k == 40
+    assert greedy_text and greedy_text == full_chain()
