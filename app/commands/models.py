@@ -64,8 +64,10 @@ def _measure(args) -> int:
     except (EngineError, RuntimeError) as exc:
         raise UserError(f"measuring failed: {exc}") from None
     speed.save(result)
-    print(f"{result.measured_tps:.1f} tokens/s with {info.path.name}; memory bandwidth "
-          f"{result.probe_bandwidth / 1e9:.1f} GB/s; saved to {speed.cache_path()}")
+    one = (f" ({result.one_thread_tps:.1f} with one thread)" if result.one_thread_tps else "")
+    print(f"{result.measured_tps:.1f} tokens/s with {info.path.name}{one}; memory bandwidth "
+          f"{result.probe_bandwidth / 1e9:.1f} GB/s, weights read at "
+          f"{result.cpu_bandwidth / 1e9:.1f} GB/s; saved to {speed.cache_path()}")
     return 0
 
 

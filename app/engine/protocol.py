@@ -25,6 +25,9 @@ class GenerateParams:
     # `lookup` says; a llama.cpp server reads a self-test's prompt afresh (RemoteEngine._body).
     purpose: str = ""
     lookup: bool | None = None
+    # Decode with this many threads while the request runs alone (at most the loaded count):
+    # speed.measure times the model at two counts to tell compute from memory reads.
+    threads: int | None = None
 
     @classmethod
     def for_edit(cls, max_tokens: int, stop: list[str], **kw) -> "GenerateParams":

@@ -156,12 +156,21 @@ class Worker:
             self.flush_held()   # nothing waits through a step that may be long (a prompt to read)
         if self.share is not None:
             set_threads(loop, self.share.threads_for())
+        else:
+            set_threads(loop, self.asked_threads(loop))
         try:
             loop.step()
         except Exception as exc:  # the context state is unknown: fail what runs, go on
             loop.abort_all("internal", f"{type(exc).__name__}: {exc}")
         if self.runners:
             self.balance(loop)
+
+    def asked_threads(self, loop: BatchLoop) -> int:
+        """The loaded thread count, or fewer for a request that asks while it runs alone."""
+        seqs = loop.active + list(loop.waiting)
+        if len(seqs) == 1 and seqs[0].params.threads:
+            return max(1, min(seqs[0].params.threads, self.llm.n_threads))
+        return self.llm.n_threads
 
     def handle(self, req) -> None:
         try:

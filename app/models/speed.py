@@ -2,9 +2,11 @@
 the first model loaded, cached in the data folder. The advisor predicts tokens/s from it.
 
 Generating a token reads every weight once, so on a CPU the time per token is about
-`weights / bandwidth` plus a fixed cost (sampling, the graph, the pipe to the worker). The probe
-gives the bandwidth; the timed generation gives the fixed cost. No Qt, no engine import: the
-measurement takes any engine with the `generate()` of app.engine.client.
+`weights x cost per byte` plus a fixed cost (sampling, the graph, the pipe to the worker). A byte
+costs what the slower of two allows: the memory (the probe's bandwidth) or the threads' arithmetic
+on quantized weights. The second shows when the same model runs with one thread: the part of the
+time that threads share is arithmetic. The rest of the timed generation is the fixed cost. No Qt,
+no engine import: the measurement takes any engine with the `generate()` of app.engine.client.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from app import paths
 PROBE_BYTES = 192 * 2**20   # larger than any CPU cache, so RAM is what is measured
 MEASURE_TOKENS = 16      # per round
 MEASURE_ROUNDS = 3       # the median: one busy moment elsewhere does not set the figure
+ONE_THREAD_ROUNDS = 2    # the same generation with one thread, for the arithmetic's share
 MEASURE_PROMPT = "Count from one to one hundred in words, separated by commas: one, two, three,"
 DEFAULT_CPU_BANDWIDTH = 8e9      # bytes/s, when nothing was measured yet (a modest laptop)
 DEFAULT_GPU_BANDWIDTH = 300e9    # bytes/s, a mid-range discrete GPU
@@ -35,6 +38,8 @@ class Speed:
     measured_file: str = ""
     measured_bytes: int = 0
     measured_tps: float = 0.0
+    one_thread_tps: float = 0.0          # the same model with one thread (0: not measured)
+    measured_threads: int = 0
     measured_at: str = ""
 
     @property
@@ -70,20 +75,32 @@ def probe_bandwidth(nbytes: int = PROBE_BYTES, repeats: int = 5) -> float:
 
 
 def calibrate(probe: float, model_bytes: int, measured_tps: float, on_gpu: bool = False,
-              model_file: str = "", n_layers: int = 0) -> Speed:
-    """One measured speed and the probe -> the two constants of the per-token time."""
+              model_file: str = "", n_layers: int = 0, one_thread_tps: float = 0.0,
+              threads: int = 0) -> Speed:
+    """The measured speed (and, with several threads, the speed with one) and the probe -> the
+    two constants of the per-token time."""
     spt = 1.0 / measured_tps
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     common = dict(probe_bandwidth=probe, measured_file=model_file, measured_bytes=model_bytes,
-                  measured_tps=measured_tps, measured_at=stamp, overhead_layers=n_layers)
+                  measured_tps=measured_tps, measured_at=stamp, overhead_layers=n_layers,
+                  one_thread_tps=one_thread_tps, measured_threads=threads)
     if on_gpu:
         gpu_bw = model_bytes / max(spt - DEFAULT_OVERHEAD_S, spt / 2)
         return Speed(probe, DEFAULT_OVERHEAD_S, gpu_bandwidth=gpu_bw, **common)
-    overhead = spt - model_bytes / probe
+    bandwidth = probe
+    if one_thread_tps > 0 and threads > 1:
+        # The arithmetic, shared by n threads, costs t(1) - t(n) = a(n) x (n - 1). Without it
+        # a CPU whose threads compute slower than its memory delivers took Gemma-3-270M for
+        # 1.4-1.6x faster than it runs (predicted from SmolLM2 on a 2-core Xeon, where Gemma
+        # takes 26 ms a token with 2 threads and 45 with 1).
+        arithmetic = (1.0 / one_thread_tps - spt) / (threads - 1)
+        if arithmetic > 0:
+            bandwidth = min(probe, model_bytes / arithmetic)
+    overhead = spt - model_bytes / bandwidth
     if overhead < 0.0005:
         # The engine's threads read faster than one memcpy: trust the generation alone.
         return Speed(model_bytes / (spt * 0.9), spt * 0.1, **common)
-    return Speed(probe, overhead, **common)
+    return Speed(bandwidth, overhead, **common)
 
 
 async def measure(engine, model_bytes: int, on_gpu: bool = False, probe: float | None = None) -> Speed:
@@ -92,20 +109,27 @@ async def measure(engine, model_bytes: int, on_gpu: bool = False, probe: float |
 
     from app.engine.protocol import GenerateParams
 
+    async def rate(rounds: int, threads: int | None = None) -> float:
+        rates = []
+        for _ in range(rounds):
+            gen = engine.generate(MEASURE_PROMPT, GenerateParams(max_tokens=MEASURE_TOKENS,
+                                                                 temperature=0.0, threads=threads))
+            await gen.result()
+            st = gen.stats
+            if st is not None and st.completion_tokens >= 4 and st.tokens_per_s > 0:
+                rates.append(st.tokens_per_s)
+        if not rates:
+            raise RuntimeError("the timed generation produced too few tokens to measure")
+        return statistics.median(rates)
+
     if probe is None:
         probe = await asyncio.to_thread(probe_bandwidth)
-    rates = []
-    for _ in range(MEASURE_ROUNDS):
-        gen = engine.generate(MEASURE_PROMPT, GenerateParams(max_tokens=MEASURE_TOKENS, temperature=0.0))
-        await gen.result()
-        st = gen.stats
-        if st is not None and st.completion_tokens >= 4 and st.tokens_per_s > 0:
-            rates.append(st.tokens_per_s)
-    if not rates:
-        raise RuntimeError("the timed generation produced too few tokens to measure")
     info = engine.info
-    return calibrate(probe, model_bytes, statistics.median(rates), on_gpu, info.path if info else "",
-                     info.layers if info else 0)
+    tps = await rate(MEASURE_ROUNDS)
+    threads = (info.n_threads or 0) if info else 0
+    one = await rate(ONE_THREAD_ROUNDS, 1) if threads > 1 and not on_gpu else 0.0
+    return calibrate(probe, model_bytes, tps, on_gpu, info.path if info else "",
+                     info.layers if info else 0, one_thread_tps=one, threads=threads)
 
 
 def cache_path():
