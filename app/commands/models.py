@@ -64,8 +64,9 @@ def _measure(args) -> int:
     except (EngineError, RuntimeError) as exc:
         raise UserError(f"measuring failed: {exc}") from None
     speed.save(result)
-    one = (f" ({result.one_thread_tps:.1f} with one thread)" if result.one_thread_tps else "")
-    print(f"{result.measured_tps:.1f} tokens/s with {info.path.name}{one}; memory bandwidth "
+    half = (f" ({result.half_threads_tps:.1f} with {result.measured_threads // 2} of its "
+            f"{result.measured_threads} threads)" if result.half_threads_tps else "")
+    print(f"{result.measured_tps:.1f} tokens/s with {info.path.name}{half}; memory bandwidth "
           f"{result.probe_bandwidth / 1e9:.1f} GB/s, weights read at "
           f"{result.cpu_bandwidth / 1e9:.1f} GB/s; saved to {speed.cache_path()}")
     return 0

@@ -4,8 +4,8 @@ the first model loaded, cached in the data folder. The advisor predicts tokens/s
 Generating a token reads every weight once, so on a CPU the time per token is about
 `weights x cost per byte` plus a fixed cost (sampling, the graph, the pipe to the worker). A byte
 costs what the slower of two allows: the memory (the probe's bandwidth) or the threads' arithmetic
-on quantized weights. The second shows when the same model runs with one thread: the part of the
-time that threads share is arithmetic. The rest of the timed generation is the fixed cost. No Qt,
+on quantized weights. The second shows when the same model runs with half the threads: the part
+of the time that threads share is arithmetic. The rest of the timed generation is the fixed cost. No Qt,
 no engine import: the measurement takes any engine with the `generate()` of app.engine.client.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app import paths
 PROBE_BYTES = 192 * 2**20   # larger than any CPU cache, so RAM is what is measured
 MEASURE_TOKENS = 16      # per round
 MEASURE_ROUNDS = 3       # the median: one busy moment elsewhere does not set the figure
-ONE_THREAD_ROUNDS = 2    # the same generation with one thread, for the arithmetic's share
+HALF_THREADS_ROUNDS = 2  # the same generation with half the threads, for the arithmetic's share
 MEASURE_PROMPT = "Count from one to one hundred in words, separated by commas: one, two, three,"
 DEFAULT_CPU_BANDWIDTH = 8e9      # bytes/s, when nothing was measured yet (a modest laptop)
 DEFAULT_GPU_BANDWIDTH = 300e9    # bytes/s, a mid-range discrete GPU
@@ -38,8 +38,8 @@ class Speed:
     measured_file: str = ""
     measured_bytes: int = 0
     measured_tps: float = 0.0
-    one_thread_tps: float = 0.0          # the same model with one thread (0: not measured)
     measured_threads: int = 0
+    half_threads_tps: float = 0.0        # the same model with half as many threads (0: not measured)
     measured_at: str = ""
 
     @property
@@ -75,25 +75,25 @@ def probe_bandwidth(nbytes: int = PROBE_BYTES, repeats: int = 5) -> float:
 
 
 def calibrate(probe: float, model_bytes: int, measured_tps: float, on_gpu: bool = False,
-              model_file: str = "", n_layers: int = 0, one_thread_tps: float = 0.0,
+              model_file: str = "", n_layers: int = 0, half_threads_tps: float = 0.0,
               threads: int = 0) -> Speed:
-    """The measured speed (and, with several threads, the speed with one) and the probe -> the
-    two constants of the per-token time."""
+    """The measured speed (and, with several threads, the speed with half of them) and the probe
+    -> the two constants of the per-token time."""
     spt = 1.0 / measured_tps
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     common = dict(probe_bandwidth=probe, measured_file=model_file, measured_bytes=model_bytes,
                   measured_tps=measured_tps, measured_at=stamp, overhead_layers=n_layers,
-                  one_thread_tps=one_thread_tps, measured_threads=threads)
+                  half_threads_tps=half_threads_tps, measured_threads=threads)
     if on_gpu:
         gpu_bw = model_bytes / max(spt - DEFAULT_OVERHEAD_S, spt / 2)
         return Speed(probe, DEFAULT_OVERHEAD_S, gpu_bandwidth=gpu_bw, **common)
     bandwidth = probe
-    if one_thread_tps > 0 and threads > 1:
-        # The arithmetic, shared by n threads, costs t(1) - t(n) = a(n) x (n - 1). Without it
-        # a CPU whose threads compute slower than its memory delivers took Gemma-3-270M for
+    if half_threads_tps > 0 and threads > 1:
+        # Arithmetic that takes a(n) with n threads takes a(n) x n / h with h of them. Without
+        # it a CPU whose threads compute slower than its memory delivers took Gemma-3-270M for
         # 1.4-1.6x faster than it runs (predicted from SmolLM2 on a 2-core Xeon, where Gemma
         # takes 26 ms a token with 2 threads and 45 with 1).
-        arithmetic = (1.0 / one_thread_tps - spt) / (threads - 1)
+        arithmetic = (1.0 / half_threads_tps - spt) / (threads / (threads // 2) - 1)
         if arithmetic > 0:
             bandwidth = min(probe, model_bytes / arithmetic)
     overhead = spt - model_bytes / bandwidth
@@ -127,9 +127,9 @@ async def measure(engine, model_bytes: int, on_gpu: bool = False, probe: float |
     info = engine.info
     tps = await rate(MEASURE_ROUNDS)
     threads = (info.n_threads or 0) if info else 0
-    one = await rate(ONE_THREAD_ROUNDS, 1) if threads > 1 and not on_gpu else 0.0
+    half = await rate(HALF_THREADS_ROUNDS, threads // 2) if threads > 1 and not on_gpu else 0.0
     return calibrate(probe, model_bytes, tps, on_gpu, info.path if info else "",
-                     info.layers if info else 0, one_thread_tps=one, threads=threads)
+                     info.layers if info else 0, half_threads_tps=half, threads=threads)
 
 
 def cache_path():

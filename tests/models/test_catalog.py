@@ -127,14 +127,17 @@ def test_calibration_from_one_measured_speed():
 def test_calibration_takes_the_threads_arithmetic_where_it_is_slower_than_memory():
     # 20 ms a token with 2 threads, 35 with 1: the arithmetic takes 15 ms with 2 threads, slower
     # than the 10 ms the probe's bandwidth allows, so 100 MB cost 15 ms and 5 ms are fixed.
-    s = speed.calibrate(10e9, 100_000_000, 50.0, one_thread_tps=1 / 0.035, threads=2)
+    s = speed.calibrate(10e9, 100_000_000, 50.0, half_threads_tps=1 / 0.035, threads=2)
     assert s.cpu_bandwidth == pytest.approx(100_000_000 / 0.015)
     assert s.overhead_s == pytest.approx(0.005) and s.tokens_per_s(100_000_000) == pytest.approx(50.0)
     assert s.tokens_per_s(1_000_000_000) == pytest.approx(1 / 0.155)
     # 25 ms with 1 thread: the arithmetic (5 ms) is faster than memory, which then sets the cost
-    memory = speed.calibrate(10e9, 100_000_000, 50.0, one_thread_tps=1 / 0.025, threads=2)
+    memory = speed.calibrate(10e9, 100_000_000, 50.0, half_threads_tps=1 / 0.025, threads=2)
     assert memory.cpu_bandwidth == 10e9 and memory.overhead_s == pytest.approx(0.010)
-    assert speed.calibrate(10e9, 100_000_000, 50.0, one_thread_tps=60.0, threads=2).cpu_bandwidth == 10e9
+    assert speed.calibrate(10e9, 100_000_000, 50.0, half_threads_tps=60.0, threads=2).cpu_bandwidth == 10e9
+    # 8 threads, 30 ms with 4: a(8) = 10 ms, as fast as memory; 34 ms with 4: 14 ms, slower
+    assert speed.calibrate(10e9, 100_000_000, 50.0, half_threads_tps=1 / 0.030, threads=8).cpu_bandwidth == pytest.approx(10e9)
+    assert speed.calibrate(10e9, 100_000_000, 50.0, half_threads_tps=1 / 0.034, threads=8).overhead_s == pytest.approx(0.006)
 
 
 def test_fit_labels():
