@@ -98,7 +98,8 @@ def calibrate(probe: float, model_bytes: int, measured_tps: float, on_gpu: bool 
             bandwidth = min(probe, model_bytes / arithmetic)
     overhead = spt - model_bytes / bandwidth
     if overhead < 0.0005:
-        # The engine's threads read faster than one memcpy: trust the generation alone.
+        # The reads explain the whole time (the threads read faster than one memcpy, or the
+        # arithmetic takes it all): trust the generation alone.
         return Speed(model_bytes / (spt * 0.9), spt * 0.1, **common)
     return Speed(bandwidth, overhead, **common)
 
