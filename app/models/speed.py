@@ -5,8 +5,9 @@ Generating a token reads every weight once, so on a CPU the time per token is ab
 `weights x cost per byte` plus a fixed cost (sampling, the graph, the pipe to the worker). A byte
 costs what the slower of two allows: the memory (the probe's bandwidth) or the threads' arithmetic
 on quantized weights. The second shows when the same model runs with half the threads: the part
-of the time that threads share is arithmetic. The rest of the timed generation is the fixed cost. No Qt,
-no engine import: the measurement takes any engine with the `generate()` of app.engine.client.
+of the time that threads share is arithmetic. The rest of the timed generation is the fixed
+cost. No Qt, no engine import: the measurement takes any engine with the `generate()` of
+app.engine.client.
 """
 from __future__ import annotations
 
